@@ -1,0 +1,401 @@
+//! The Redlock algorithm, top to bottom.
+//!
+//! To acquire: pick a random value; send "set these keys to the value, with this TTL, unless
+//! someone else holds them" to every node at once, each request bounded by a per-node
+//! timeout; decide as soon as a quorum is for or has become impossible. The lock is granted
+//! only with a quorum *and* time left: validity = TTL - elapsed - drift, elapsed measured on a
+//! monotonic clock. A failed attempt is undone on every node, then retried after a pause.
+//! Extension is a compare-and-expire on every node, granted only with a quorum within the
+//! lock's validity; release is a compare-and-delete on every node.
+//!
+//! Every operation goes through one fan-out, [`Redlock::start_round`]: N requests in
+//! parallel, votes counted as they arrive, stragglers left to finish on their own.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use crate::error::{Attempt, Error, NodeError, Vote};
+use crate::lane::Lanes;
+use crate::node::{Node, NodeConfig};
+use crate::quorum::{self, Tally};
+use crate::retry::RetryStrategy;
+use crate::script::{self, Script};
+
+/// How an operation behaves; every field can be set per call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// Expected clock drift between nodes, as a fraction of the TTL.
+    pub drift_factor: f64,
+    /// Retries after the first attempt; `None` retries until it succeeds.
+    pub retry_count: Option<u32>,
+    /// The pause between attempts.
+    pub retry: RetryStrategy,
+    /// How long one node may take to answer one request, the connect included.
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    /// node-redlock's defaults, and a 500 ms per-node timeout.
+    fn default() -> Self {
+        Settings {
+            drift_factor: 0.01,
+            retry_count: Some(10),
+            retry: RetryStrategy::Fixed {
+                delay: Duration::from_millis(200),
+                jitter: Duration::from_millis(100),
+            },
+            request_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Settings {
+    /// The pause before retry `retry` (1-based), or `None` when no retry is left.
+    fn pause_before(&self, retry: u32) -> Option<Duration> {
+        match self.retry_count {
+            Some(count) if retry > count => None,
+            _ => Some(self.retry.next_delay(retry)),
+        }
+    }
+}
+
+/// A lock held (or once held) on a quorum of nodes.
+pub struct Lock {
+    /// The resources, as the caller named them (without any node's key prefix).
+    pub resources: Vec<String>,
+    /// The random value stored under every key: 128 bits from the OS's CSPRNG, in hex.
+    pub value: String,
+    expiration: AtomicU64,
+    attempts: Mutex<Vec<Attempt>>,
+    lanes: Arc<Lanes>,
+}
+
+impl Lock {
+    /// The wall-clock instant (ms since the Unix epoch) at which the lock's validity ends.
+    pub fn expiration(&self) -> u64 {
+        self.expiration.load(Ordering::SeqCst)
+    }
+
+    /// The attempts of the operation that last granted or extended this lock.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn granted(&self, validity: Duration, attempts: Vec<Attempt>) {
+        let until = now_ms() + validity.as_millis() as u64;
+        self.expiration.store(until, Ordering::SeqCst);
+        *self.attempts.lock().unwrap_or_else(|p| p.into_inner()) = attempts;
+    }
+}
+
+/// The answer to a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    /// How many of the nodes that answered still held the lock and deleted it.
+    pub nodes_held: usize,
+    /// The attempts made.
+    pub attempts: Vec<Attempt>,
+}
+
+/// A Redlock client over N independent Redis masters.
+pub struct Redlock {
+    nodes: Vec<Arc<Node>>,
+    /// Each live lock's lanes by value, so that a lock named by its value (the original
+    /// design's `releaseLock(resource, id)`) keeps the order of the lock's earlier commands.
+    lanes: Mutex<HashMap<String, Weak<Lanes>>>,
+    closed: AtomicBool,
+}
+
+/// One fan-out in flight: the votes arrive on `votes` as the nodes answer.
+struct Round {
+    votes: mpsc::UnboundedReceiver<(usize, Vote)>,
+    tally: Tally,
+    record: Attempt,
+    counts: fn(&Vote) -> bool,
+}
+
+impl Round {
+    /// Waits until the round is decided, or until every node answered when `all` is set.
+    /// Returns whether the quorum was reached, and the record of the votes so far.
+    async fn decide(mut self, all: bool) -> (bool, Attempt) {
+        while let Some((node, vote)) = self.votes.recv().await {
+            self.tally.count((self.counts)(&vote));
+            self.record.votes.push((node, vote));
+            let heard = self.tally.votes_for + self.tally.votes_against;
+            if (!all && self.tally.decision().is_some()) || heard == self.tally.membership {
+                break;
+            }
+        }
+        (self.tally.decision() == Some(true), self.record)
+    }
+}
+
+impl Redlock {
+    /// A client over `nodes`. Opens no connection until the first operation.
+    pub fn new(nodes: Vec<NodeConfig>) -> Self {
+        Redlock {
+            nodes: nodes.into_iter().map(|c| Arc::new(Node::new(c))).collect(),
+            lanes: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The nodes, in the order they were given.
+    pub fn nodes(&self) -> &[Arc<Node>] {
+        &self.nodes
+    }
+
+    /// Acquires a lock on all of `resources` for `ttl`.
+    pub async fn acquire(&self, resources: Vec<String>, ttl: Duration, settings: &Settings) -> Result<Arc<Lock>, Error> {
+        self.check_open()?;
+        let lock = self.lock_with_value(resources, random_value());
+        let ttl_arg = ttl.as_millis().to_string();
+        let per_node = settings.request_timeout.min(ttl);
+        let mut attempts = Vec::new();
+        for retry in 0.. {
+            let start = Instant::now();
+            let round = self.start_round(&lock, &script::ACQUIRE, &ttl_arg, per_node, Vote::is_for);
+            let (quorum, record) = round.decide(false).await;
+            let validity = quorum::validity(ttl, start.elapsed(), settings.drift_factor);
+            attempts.push(record);
+            if let (true, Some(validity)) = (quorum, validity) {
+                lock.granted(validity, attempts);
+                return Ok(lock);
+            }
+            // Undo this attempt on every node, including those that have not answered yet:
+            // their lanes hold the release back until they have.
+            let undo = self.start_round(&lock, &script::RELEASE, "", per_node, answered);
+            match settings.pause_before(retry + 1) {
+                Some(pause) if !self.closed.load(Ordering::SeqCst) => tokio::time::sleep(pause).await,
+                _ => {
+                    undo.decide(true).await;
+                    return Err(acquire_failure(attempts));
+                }
+            }
+        }
+        unreachable!("the retry loop returns")
+    }
+
+    /// Extends `lock` to expire `ttl` from now, if a quorum still holds it within its
+    /// validity. Updates the lock in place.
+    pub async fn extend(&self, lock: &Arc<Lock>, ttl: Duration, settings: &Settings) -> Result<(), Error> {
+        self.check_open()?;
+        let ttl_arg = ttl.as_millis().to_string();
+        let mut attempts = Vec::new();
+        for retry in 0.. {
+            let remaining = Duration::from_millis(lock.expiration().saturating_sub(now_ms()));
+            if remaining.is_zero() {
+                return Err(Error::LockExpired { attempts });
+            }
+            let per_node = settings.request_timeout.min(ttl).min(remaining);
+            let start = Instant::now();
+            let round = self.start_round(lock, &script::EXTEND, &ttl_arg, per_node, Vote::is_for);
+            let (quorum, record) = round.decide(false).await;
+            let elapsed = start.elapsed();
+            let lost = record.votes.iter().filter(|(_, v)| *v == Vote::NotHeld).count() > record.membership - record.quorum;
+            attempts.push(record);
+            if quorum && elapsed < remaining {
+                if let Some(validity) = quorum::validity(ttl, elapsed, settings.drift_factor) {
+                    lock.granted(validity, attempts);
+                    return Ok(());
+                }
+            }
+            if lost {
+                return Err(Error::LockExpired { attempts });
+            }
+            match settings.pause_before(retry + 1) {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Err(Error::Quorum { attempts }),
+            }
+        }
+        unreachable!("the retry loop returns")
+    }
+
+    /// Releases `lock` on every node that still holds it. Succeeds when a quorum answered,
+    /// whether or not they still held it (an expired or already released lock is released).
+    pub async fn release(&self, lock: &Arc<Lock>, settings: &Settings) -> Result<Released, Error> {
+        self.check_open()?;
+        let mut attempts = Vec::new();
+        for retry in 0.. {
+            let round = self.start_round(lock, &script::RELEASE, "", settings.request_timeout, answered);
+            let (quorum, record) = round.decide(false).await;
+            let nodes_held = record.votes.iter().filter(|(_, v)| *v == Vote::For).count();
+            attempts.push(record);
+            if quorum {
+                lock.expiration.store(0, Ordering::SeqCst);
+                return Ok(Released { nodes_held, attempts });
+            }
+            match settings.pause_before(retry + 1) {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Err(Error::Quorum { attempts }),
+            }
+        }
+        unreachable!("the retry loop returns")
+    }
+
+    /// The lock on `resources` whose value is `value`, for operations that name a lock by
+    /// its id. Its expiration is unknown, so it is taken as `expiration`.
+    pub fn lock_by_value(&self, resources: Vec<String>, value: String, expiration: u64) -> Arc<Lock> {
+        let lock = self.lock_with_value(resources, value);
+        lock.expiration.store(expiration, Ordering::SeqCst);
+        lock
+    }
+
+    /// Closes every connection. Operations after this fail with [`Error::Closed`].
+    pub fn quit(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        for node in &self.nodes {
+            node.close();
+        }
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::SeqCst) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lock_with_value(&self, resources: Vec<String>, value: String) -> Arc<Lock> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = match lanes.get(&value).and_then(Weak::upgrade) {
+            Some(shared) => shared,
+            None => {
+                if lanes.len() >= 64 && lanes.len().is_power_of_two() {
+                    lanes.retain(|_, l| l.strong_count() > 0);
+                }
+                let fresh = Arc::new(Lanes::new(self.nodes.len()));
+                lanes.insert(value.clone(), Arc::downgrade(&fresh));
+                fresh
+            }
+        };
+        Arc::new(Lock {
+            resources,
+            value,
+            expiration: AtomicU64::new(0),
+            attempts: Mutex::new(Vec::new()),
+            lanes: shared,
+        })
+    }
+
+    /// Sends `script` over the lock's keys to every node at once and returns the round
+    /// whose votes will arrive as the nodes answer. Each request takes its turn on the
+    /// node's lane right here, in issue order, and is bounded by `per_node`, the wait for
+    /// the turn and the connect included. `counts` says which votes count towards quorum.
+    fn start_round(&self, lock: &Lock, script: &'static Script, ttl_arg: &str, per_node: Duration, counts: fn(&Vote) -> bool) -> Round {
+        let (tx, votes) = mpsc::unbounded_channel();
+        let mut args = vec![lock.value.clone()];
+        if !ttl_arg.is_empty() {
+            args.push(ttl_arg.to_owned());
+        }
+        let args: Arc<[String]> = args.into();
+        for (index, node) in self.nodes.iter().enumerate() {
+            let mut turn = lock.lanes.enter(index);
+            let node = node.clone();
+            let keys: Vec<String> = lock.resources.iter().map(|r| node.key(r)).collect();
+            let args = args.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let request = async {
+                    turn.wait().await;
+                    node.eval(script, &keys, &args).await
+                };
+                let vote = match tokio::time::timeout(per_node, request).await {
+                    Ok(Ok(n)) if n > 0 => Vote::For,
+                    Ok(Ok(_)) if std::ptr::eq(script, &*script::ACQUIRE) => Vote::Held,
+                    Ok(Ok(_)) => Vote::NotHeld,
+                    Ok(Err(e)) => Vote::Failed(e),
+                    Err(_) => {
+                        node.timed_out();
+                        Vote::Failed(NodeError::Timeout)
+                    }
+                };
+                let _ = tx.send((index, vote));
+            });
+        }
+        Round {
+            votes,
+            tally: Tally::new(self.nodes.len()),
+            record: Attempt {
+                membership: self.nodes.len(),
+                quorum: quorum::quorum_size(self.nodes.len()),
+                votes: Vec::new(),
+            },
+            counts,
+        }
+    }
+}
+
+/// For a release, every node that answered counts, whether or not it still held the lock.
+fn answered(vote: &Vote) -> bool {
+    !matches!(vote, Vote::Failed(_))
+}
+
+/// A resource is locked when, on the last attempt, the nodes held by someone else alone
+/// made a quorum impossible; anything else is a failure to reach a quorum.
+fn acquire_failure(attempts: Vec<Attempt>) -> Error {
+    let last = attempts.last().expect("at least one attempt was made");
+    if last.votes_held() > last.membership - last.quorum {
+        Error::ResourceLocked { attempts }
+    } else {
+        Error::Quorum { attempts }
+    }
+}
+
+/// 128 random bits from the OS's CSPRNG, as 32 hex digits.
+fn random_value() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_values_are_128_random_bits_in_hex() {
+        let a = random_value();
+        let b = random_value();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn retries_stop_after_retry_count_and_never_with_none() {
+        let mut s = Settings::default();
+        s.retry_count = Some(2);
+        assert!(s.pause_before(1).is_some());
+        assert!(s.pause_before(2).is_some());
+        assert!(s.pause_before(3).is_none());
+        s.retry_count = None;
+        assert!(s.pause_before(1_000_000).is_some());
+    }
+
+    #[test]
+    fn a_failure_is_resource_locked_only_when_holders_alone_prevent_the_quorum() {
+        let attempt = |votes: Vec<Vote>| Attempt {
+            membership: 5,
+            quorum: 3,
+            votes: votes.into_iter().enumerate().collect(),
+        };
+        let held = acquire_failure(vec![attempt(vec![Vote::Held, Vote::Held, Vote::Held])]);
+        assert_eq!(held.code(), "ERR_REDLOCK_RESOURCE_LOCKED");
+        let down = Vote::Failed(NodeError::Timeout);
+        let mixed = acquire_failure(vec![attempt(vec![Vote::Held, Vote::Held, down])]);
+        assert_eq!(mixed.code(), "ERR_REDLOCK_QUORUM");
+    }
+}

@@ -1,0 +1,83 @@
+//! The three Lua scripts of Redlock, each run atomically on one node over all of a lock's
+//! keys, so that a multi-resource lock is all-or-nothing on every node.
+//!
+//! They keep node-redlock's meaning (keys are the resource names, the value is a plain
+//! string, a script answers with the number of keys it acted on), so a node-redlock process
+//! and a redlock-rs process exclude each other on the same key and a fleet can move over one
+//! process at a time. Scripts are sent by SHA1 (EVALSHA); [`crate::node`] falls back to EVAL
+//! when a node answers NOSCRIPT.
+
+use std::sync::LazyLock;
+
+/// A Lua script and its SHA1, computed once.
+pub struct Script {
+    /// The Lua source.
+    pub source: &'static str,
+    /// The hex SHA1 of the source, as EVALSHA wants it.
+    pub sha: String,
+}
+
+impl Script {
+    fn new(source: &'static str) -> Self {
+        Script {
+            source,
+            sha: redis::Script::new(source).get_hash().to_owned(),
+        }
+    }
+}
+
+/// Sets every key to ARGV[1] with a TTL of ARGV[2] ms, unless one of them holds another
+/// value. A key that already holds our own value counts as ours, so a retry never blocks on
+/// what an earlier attempt of the same lock left behind. Answers the number of keys set (all
+/// of them), or 0 when another holder has any of them.
+pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+for _, key in ipairs(KEYS) do
+  local held = redis.call("GET", key)
+  if held and held ~= ARGV[1] then
+    return 0
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call("SET", key, ARGV[1], "PX", ARGV[2])
+end
+return #KEYS
+"#,
+    )
+});
+
+/// Compare-and-expire: gives every key a new TTL of ARGV[2] ms if all of them still hold
+/// ARGV[1]; changes nothing otherwise. Answers the number of keys extended, or 0.
+pub static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+for _, key in ipairs(KEYS) do
+  if redis.call("GET", key) ~= ARGV[1] then
+    return 0
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call("PEXPIRE", key, ARGV[2])
+end
+return #KEYS
+"#,
+    )
+});
+
+/// Compare-and-delete: deletes each key that still holds ARGV[1]. Answers how many it
+/// deleted, so that a caller can tell a node that still held the lock from one that did not.
+pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local deleted = 0
+for _, key in ipairs(KEYS) do
+  if redis.call("GET", key) == ARGV[1] then
+    redis.call("DEL", key)
+    deleted = deleted + 1
+  end
+end
+return deleted
+"#,
+    )
+});
