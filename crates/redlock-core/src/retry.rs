@@ -31,7 +31,7 @@ impl RetryStrategy {
                 max_delay,
                 jitter,
             } => {
-                let doublings = retry.saturating_sub(1).min(32);
+                let doublings = retry.saturating_sub(1).min(31);
                 let grown = delay.saturating_mul(1u32 << doublings);
                 (grown.min(max_delay.max(delay)), jitter)
             }
