@@ -1,1 +1,173 @@
+//! The napi binding of redlock-rs: the classes `Redlock` and `Lock` over the engine in
+//! `redlock-core`. This crate checks arguments and converts values; no algorithm lives here.
+//! Every promise resolves with an [`outcome::Outcome`]; the handwritten `index.js` turns a
+//! failed outcome into an error of the caller's realm.
 
+mod args;
+mod clients;
+mod outcome;
+mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::{PromiseRaw, Unknown};
+use napi::{Env, Result};
+use napi_derive::napi;
+
+use outcome::{failure, stats, Operation, Outcome};
+use settings::Settings;
+
+/// A Redlock client over N independent Redis masters. Opens no connection until its first
+/// operation.
+#[napi]
+pub struct Redlock {
+    engine: Arc<redlock_core::Redlock>,
+    labels: Arc<[String]>,
+    settings: Settings,
+}
+
+#[napi]
+impl Redlock {
+    /// `clients`: a non-empty list of `redis://` URLs, option objects or client objects.
+    #[napi(constructor)]
+    pub fn new(clients: Unknown, settings: Option<Unknown>) -> Result<Self> {
+        let nodes = clients::nodes(&clients)?;
+        let settings = Settings::default().merge(settings, "settings")?;
+        let engine = redlock_core::Redlock::new(nodes);
+        let labels = engine.nodes().iter().map(|n| n.label().to_owned()).collect();
+        Ok(Redlock {
+            engine: Arc::new(engine),
+            labels,
+            settings,
+        })
+    }
+
+    /// The nodes, as `host:port/db`.
+    #[napi(getter)]
+    pub fn nodes(&self) -> Vec<String> {
+        self.labels.to_vec()
+    }
+
+    /// The settings given to the constructor, with defaults filled in.
+    #[napi(getter)]
+    pub fn settings(&self) -> Settings {
+        self.settings.clone()
+    }
+
+    /// The constructor's settings with `settings` (a per-call override) applied; throws on
+    /// bad values.
+    #[napi]
+    pub fn resolve_settings(&self, settings: Option<Unknown>) -> Result<Settings> {
+        self.settings.merge(settings, "settings")
+    }
+
+    /// Acquires a lock on `resources` (a name or a list of names) for `duration` ms.
+    #[napi(ts_return_type = "Promise<Outcome>")]
+    pub fn acquire<'env>(&self, env: &'env Env, resources: Unknown, duration: Unknown, settings: Option<Unknown>) -> Result<PromiseRaw<'env, Outcome>> {
+        let resources = args::resources(&resources, "resources")?;
+        let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
+        let settings = self.settings.merge(settings, "settings")?.to_core();
+        let (engine, labels) = (self.engine.clone(), self.labels.clone());
+        env.spawn_future(async move {
+            Ok(match engine.acquire(resources, ttl, &settings).await {
+                Ok(lock) => Outcome {
+                    attempts: stats(&lock.attempts(), &labels, Operation::Acquire),
+                    lock: Some(Lock { inner: lock }),
+                    nodes_held: None,
+                    error: None,
+                },
+                Err(e) => failure(&e, &labels, Operation::Acquire),
+            })
+        })
+    }
+
+    /// Extends `lock` to expire `duration` ms from now; updates it in place.
+    #[napi(ts_return_type = "Promise<Outcome>")]
+    pub fn extend<'env>(&self, env: &'env Env, lock: &Lock, duration: Unknown, settings: Option<Unknown>) -> Result<PromiseRaw<'env, Outcome>> {
+        let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
+        let settings = self.settings.merge(settings, "settings")?.to_core();
+        let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
+        env.spawn_future(async move {
+            Ok(match engine.extend(&lock, ttl, &settings).await {
+                Ok(()) => Outcome {
+                    attempts: stats(&lock.attempts(), &labels, Operation::Extend),
+                    lock: Some(Lock { inner: lock }),
+                    nodes_held: None,
+                    error: None,
+                },
+                Err(e) => failure(&e, &labels, Operation::Extend),
+            })
+        })
+    }
+
+    /// Releases `lock` on every node that still holds it.
+    #[napi(ts_return_type = "Promise<Outcome>")]
+    pub fn release<'env>(&self, env: &'env Env, lock: &Lock, settings: Option<Unknown>) -> Result<PromiseRaw<'env, Outcome>> {
+        let settings = self.settings.merge(settings, "settings")?.to_core();
+        let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
+        env.spawn_future(async move {
+            Ok(match engine.release(&lock, &settings).await {
+                Ok(released) => Outcome {
+                    attempts: stats(&released.attempts, &labels, Operation::Release),
+                    lock: None,
+                    nodes_held: Some(released.nodes_held as u32),
+                    error: None,
+                },
+                Err(e) => failure(&e, &labels, Operation::Release),
+            })
+        })
+    }
+
+    /// The lock on `resources` whose id (value) is `id`, for the original design's
+    /// `releaseLock(resource, id)` and `renewLock(resource, id, ttl)`. Its expiration is
+    /// not known here, so an extension is checked against the nodes only.
+    #[napi]
+    pub fn lock_by_id(&self, resources: Unknown, id: Unknown) -> Result<Lock> {
+        let resources = args::resources(&resources, "resource")?;
+        let id = args::string(&id, "lockId")?;
+        if id.is_empty() {
+            return Err(args::invalid_value("lockId", "it must not be empty"));
+        }
+        Ok(Lock {
+            inner: self.engine.lock_by_value(resources, id, u64::MAX),
+        })
+    }
+
+    /// Closes every connection; operations afterwards fail with `ERR_REDLOCK_CLOSED`.
+    #[napi]
+    pub fn quit(&self) {
+        self.engine.quit();
+    }
+}
+
+/// A lock held (or once held) on a quorum of nodes. Made by `Redlock#acquire`.
+#[napi]
+pub struct Lock {
+    inner: Arc<redlock_core::Lock>,
+}
+
+#[napi]
+impl Lock {
+    /// The locked resources.
+    #[napi(getter)]
+    pub fn resources(&self) -> Vec<String> {
+        self.inner.resources.clone()
+    }
+
+    /// The random value stored under every key (the lock's id).
+    #[napi(getter)]
+    pub fn value(&self) -> String {
+        self.inner.value.clone()
+    }
+
+    /// The wall-clock instant (ms since the Unix epoch) at which the lock's validity ends;
+    /// 0 once released.
+    #[napi(getter)]
+    pub fn expiration(&self) -> f64 {
+        match self.inner.expiration() {
+            u64::MAX => f64::INFINITY,
+            ms => ms as f64,
+        }
+    }
+}

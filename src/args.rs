@@ -1,0 +1,140 @@
+//! Argument checking: every value that comes from JavaScript is checked here, before the
+//! engine sees it, and refused with a message that names the argument and carries Node's
+//! usual code. The front door (`index.js`) turns `"<code>: <message>"` into a `TypeError`
+//! or `RangeError` of the caller's realm. Messages never echo strings, so a password given
+//! in the wrong place is never shown.
+
+use napi::bindgen_prelude::{JsObjectValue, JsValue, Object, Unknown};
+use napi::{Error, Result, Status, ValueType};
+
+/// The largest duration or delay accepted, in ms: about 24.8 days, as for `setTimeout`.
+pub const MAX_MS: f64 = 2_147_483_647.0;
+
+/// A wrong type: `TypeError` with `ERR_INVALID_ARG_TYPE`.
+pub fn invalid_type(name: &str, expected: &str, value: &Unknown) -> Error {
+    let received = match value.get_type() {
+        Ok(ValueType::Undefined) => "undefined".to_owned(),
+        Ok(ValueType::Null) => "null".to_owned(),
+        Ok(ValueType::Object) if value.is_array().unwrap_or(false) => "an instance of Array".to_owned(),
+        Ok(t) => format!("type {}", type_word(t)),
+        Err(_) => "an unknown value".to_owned(),
+    };
+    refuse("ERR_INVALID_ARG_TYPE", format!("The \"{name}\" argument must be {expected}. Received {received}"))
+}
+
+/// A value outside its range: `RangeError` with `ERR_OUT_OF_RANGE`.
+pub fn out_of_range(name: &str, rule: &str, received: f64) -> Error {
+    refuse("ERR_OUT_OF_RANGE", format!("The value of \"{name}\" is out of range. It must be {rule}. Received {received}"))
+}
+
+/// A value of the right type that cannot be used: `TypeError` with `ERR_INVALID_ARG_VALUE`.
+pub fn invalid_value(name: &str, reason: &str) -> Error {
+    refuse("ERR_INVALID_ARG_VALUE", format!("The argument '{name}' is invalid: {reason}"))
+}
+
+fn refuse(code: &str, message: String) -> Error {
+    Error::new(Status::InvalidArg, format!("{code}: {message}"))
+}
+
+fn type_word(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Boolean => "boolean",
+        ValueType::Number => "number",
+        ValueType::String => "string",
+        ValueType::Symbol => "symbol",
+        ValueType::Object => "object",
+        ValueType::Function => "function",
+        ValueType::BigInt => "bigint",
+        _ => "unknown",
+    }
+}
+
+/// `undefined` and `null` both mean "not given".
+pub fn given<'a>(value: Option<Unknown<'a>>) -> Option<Unknown<'a>> {
+    value.filter(|v| !matches!(v.get_type(), Ok(ValueType::Undefined | ValueType::Null)))
+}
+
+/// A plain object (not an array, not a function).
+pub fn object<'a>(value: &Unknown<'a>, name: &str) -> Result<Object<'a>> {
+    if value.get_type()? == ValueType::Object && !value.is_array()? {
+        // SAFETY: checked to be an object just above.
+        unsafe { value.cast::<Object>() }
+    } else {
+        Err(invalid_type(name, "of type object", value))
+    }
+}
+
+/// `object[key]`, unless it is `undefined` or `null`.
+pub fn field<'a>(object: &Object<'a>, key: &str) -> Result<Option<Unknown<'a>>> {
+    Ok(given(Some(object.get_named_property::<Unknown>(key)?)))
+}
+
+/// A string.
+pub fn string(value: &Unknown, name: &str) -> Result<String> {
+    if value.get_type()? == ValueType::String {
+        // SAFETY: checked to be a string just above.
+        unsafe { value.cast::<String>() }
+    } else {
+        Err(invalid_type(name, "of type string", value))
+    }
+}
+
+/// A number that is not NaN.
+pub fn number(value: &Unknown, name: &str) -> Result<f64> {
+    if value.get_type()? != ValueType::Number {
+        return Err(invalid_type(name, "of type number", value));
+    }
+    // SAFETY: checked to be a number just above.
+    let n = unsafe { value.cast::<f64>() }?;
+    if n.is_nan() {
+        return Err(out_of_range(name, "a number", n));
+    }
+    Ok(n)
+}
+
+/// An integer in `min..=max`.
+pub fn integer(value: &Unknown, name: &str, min: f64, max: f64) -> Result<i64> {
+    let n = number(value, name)?;
+    if n.fract() != 0.0 || n < min || n > max {
+        return Err(out_of_range(name, &format!("an integer >= {min} and <= {max}"), n));
+    }
+    Ok(n as i64)
+}
+
+/// A finite number in `min..=max`.
+pub fn bounded(value: &Unknown, name: &str, min: f64, max: f64) -> Result<f64> {
+    let n = number(value, name)?;
+    if !n.is_finite() || n < min || n > max {
+        return Err(out_of_range(name, &format!(">= {min} and <= {max}"), n));
+    }
+    Ok(n)
+}
+
+/// A lock duration (TTL) in ms: an integer from 1 to [`MAX_MS`].
+pub fn duration(value: &Unknown, name: &str) -> Result<u64> {
+    Ok(integer(value, name, 1.0, MAX_MS)? as u64)
+}
+
+/// One resource name or a non-empty array of them; each a non-empty string.
+pub fn resources(value: &Unknown, name: &str) -> Result<Vec<String>> {
+    let names = match value.get_type()? {
+        ValueType::String => vec![string(value, name)?],
+        ValueType::Object if value.is_array()? => {
+            // SAFETY: checked to be an array just above.
+            let array = unsafe { value.cast::<Object>() }?;
+            let len = array.get_array_length()?;
+            if len == 0 {
+                return Err(invalid_value(name, "it must name at least one resource"));
+            }
+            (0..len)
+                .map(|i| string(&array.get_element::<Unknown>(i)?, &format!("{name}[{i}]")))
+                .collect::<Result<Vec<_>>>()?
+        }
+        _ => return Err(invalid_type(name, "of type string or an array of strings", value)),
+    };
+    if let Some(i) = names.iter().position(String::is_empty) {
+        let label = if value.is_array()? { format!("{name}[{i}]") } else { name.to_owned() };
+        return Err(invalid_value(&label, "a resource name must not be empty"));
+    }
+    Ok(names)
+}

@@ -1,0 +1,112 @@
+//! The `settings` argument: given to the constructor, and overridable on every call.
+
+use std::time::Duration;
+
+use napi::bindgen_prelude::Unknown;
+use napi::Result;
+use napi_derive::napi;
+use redlock_core::RetryStrategy;
+
+use crate::args::{bounded, field, integer, invalid_value, object, string, MAX_MS};
+
+/// How a `Redlock` behaves. Every field may be given to the constructor and overridden
+/// per call.
+#[napi(object)]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Expected clock drift between nodes, as a fraction of the lock's duration; it is
+    /// subtracted from the validity. Default 0.01; from 0 to below 1.
+    pub drift_factor: f64,
+    /// Retries after the first attempt. Default 10; -1 retries until the lock is acquired.
+    pub retry_count: i64,
+    /// The pause between attempts in ms (the first pause, with `'exponential'`). Default 200.
+    pub retry_delay: f64,
+    /// A random amount in ms, up to this much, added to or taken from each pause. Default 100.
+    pub retry_jitter: f64,
+    /// `'fixed'` (default): every pause is `retryDelay ± retryJitter`. `'exponential'`: the
+    /// pause doubles after each failed attempt, up to `maxRetryDelay`.
+    pub retry_strategy: String,
+    /// The longest pause of the `'exponential'` strategy, in ms. Default 5000.
+    pub max_retry_delay: f64,
+    /// How long one node may take to answer one request, the connect included, in ms.
+    /// It is also never longer than the lock's duration. Default 500.
+    pub request_timeout: f64,
+    /// How long before a lock's expiration `using` extends it, in ms. Default 500.
+    pub automatic_extension_threshold: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            drift_factor: 0.01,
+            retry_count: 10,
+            retry_delay: 200.0,
+            retry_jitter: 100.0,
+            retry_strategy: "fixed".into(),
+            max_retry_delay: 5000.0,
+            request_timeout: 500.0,
+            automatic_extension_threshold: 500.0,
+        }
+    }
+}
+
+impl Settings {
+    /// These settings with the fields given in `value` (an object, or undefined) replaced.
+    pub fn merge(&self, value: Option<Unknown>, name: &str) -> Result<Settings> {
+        let mut merged = self.clone();
+        let Some(value) = crate::args::given(value) else {
+            return Ok(merged);
+        };
+        let given = object(&value, name)?;
+        let at = |key: &str| format!("{name}.{key}");
+        if let Some(v) = field(&given, "driftFactor")? {
+            merged.drift_factor = bounded(&v, &at("driftFactor"), 0.0, 0.99)?;
+        }
+        if let Some(v) = field(&given, "retryCount")? {
+            merged.retry_count = integer(&v, &at("retryCount"), -1.0, MAX_MS)?;
+        }
+        if let Some(v) = field(&given, "retryDelay")? {
+            merged.retry_delay = bounded(&v, &at("retryDelay"), 0.0, MAX_MS)?;
+        }
+        if let Some(v) = field(&given, "retryJitter")? {
+            merged.retry_jitter = bounded(&v, &at("retryJitter"), 0.0, MAX_MS)?;
+        }
+        if let Some(v) = field(&given, "retryStrategy")? {
+            let strategy = string(&v, &at("retryStrategy"))?;
+            if strategy != "fixed" && strategy != "exponential" {
+                return Err(invalid_value(&at("retryStrategy"), "it must be 'fixed' or 'exponential'"));
+            }
+            merged.retry_strategy = strategy;
+        }
+        if let Some(v) = field(&given, "maxRetryDelay")? {
+            merged.max_retry_delay = bounded(&v, &at("maxRetryDelay"), 0.0, MAX_MS)?;
+        }
+        if let Some(v) = field(&given, "requestTimeout")? {
+            merged.request_timeout = bounded(&v, &at("requestTimeout"), 1.0, MAX_MS)?;
+        }
+        if let Some(v) = field(&given, "automaticExtensionThreshold")? {
+            merged.automatic_extension_threshold = bounded(&v, &at("automaticExtensionThreshold"), 0.0, MAX_MS)?;
+        }
+        Ok(merged)
+    }
+
+    /// The engine's view of these settings.
+    pub fn to_core(&self) -> redlock_core::Settings {
+        let ms = Duration::from_secs_f64;
+        let (delay, jitter) = (ms(self.retry_delay / 1000.0), ms(self.retry_jitter / 1000.0));
+        redlock_core::Settings {
+            drift_factor: self.drift_factor,
+            retry_count: u32::try_from(self.retry_count).ok(),
+            retry: if self.retry_strategy == "exponential" {
+                RetryStrategy::Exponential {
+                    delay,
+                    jitter,
+                    max_delay: ms(self.max_retry_delay / 1000.0),
+                }
+            } else {
+                RetryStrategy::Fixed { delay, jitter }
+            },
+            request_timeout: ms(self.request_timeout / 1000.0),
+        }
+    }
+}
