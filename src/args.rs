@@ -15,21 +15,32 @@ pub fn invalid_type(name: &str, expected: &str, value: &Unknown) -> Error {
     let received = match value.get_type() {
         Ok(ValueType::Undefined) => "undefined".to_owned(),
         Ok(ValueType::Null) => "null".to_owned(),
-        Ok(ValueType::Object) if value.is_array().unwrap_or(false) => "an instance of Array".to_owned(),
+        Ok(ValueType::Object) if value.is_array().unwrap_or(false) => {
+            "an instance of Array".to_owned()
+        }
         Ok(t) => format!("type {}", type_word(t)),
         Err(_) => "an unknown value".to_owned(),
     };
-    refuse("ERR_INVALID_ARG_TYPE", format!("The \"{name}\" argument must be {expected}. Received {received}"))
+    refuse(
+        "ERR_INVALID_ARG_TYPE",
+        format!("The \"{name}\" argument must be {expected}. Received {received}"),
+    )
 }
 
 /// A value outside its range: `RangeError` with `ERR_OUT_OF_RANGE`.
 pub fn out_of_range(name: &str, rule: &str, received: f64) -> Error {
-    refuse("ERR_OUT_OF_RANGE", format!("The value of \"{name}\" is out of range. It must be {rule}. Received {received}"))
+    refuse(
+        "ERR_OUT_OF_RANGE",
+        format!("The value of \"{name}\" is out of range. It must be {rule}. Received {received}"),
+    )
 }
 
 /// A value of the right type that cannot be used: `TypeError` with `ERR_INVALID_ARG_VALUE`.
 pub fn invalid_value(name: &str, reason: &str) -> Error {
-    refuse("ERR_INVALID_ARG_VALUE", format!("The argument '{name}' is invalid: {reason}"))
+    refuse(
+        "ERR_INVALID_ARG_VALUE",
+        format!("The argument '{name}' is invalid: {reason}"),
+    )
 }
 
 fn refuse(code: &str, message: String) -> Error {
@@ -96,7 +107,11 @@ pub fn number(value: &Unknown, name: &str) -> Result<f64> {
 pub fn integer(value: &Unknown, name: &str, min: f64, max: f64) -> Result<i64> {
     let n = number(value, name)?;
     if n.fract() != 0.0 || n < min || n > max {
-        return Err(out_of_range(name, &format!("an integer >= {min} and <= {max}"), n));
+        return Err(out_of_range(
+            name,
+            &format!("an integer >= {min} and <= {max}"),
+            n,
+        ));
     }
     Ok(n as i64)
 }
@@ -130,10 +145,20 @@ pub fn resources(value: &Unknown, name: &str) -> Result<Vec<String>> {
                 .map(|i| string(&array.get_element::<Unknown>(i)?, &format!("{name}[{i}]")))
                 .collect::<Result<Vec<_>>>()?
         }
-        _ => return Err(invalid_type(name, "of type string or an array of strings", value)),
+        _ => {
+            return Err(invalid_type(
+                name,
+                "of type string or an array of strings",
+                value,
+            ))
+        }
     };
     if let Some(i) = names.iter().position(String::is_empty) {
-        let label = if value.is_array()? { format!("{name}[{i}]") } else { name.to_owned() };
+        let label = if value.is_array()? {
+            format!("{name}[{i}]")
+        } else {
+            name.to_owned()
+        };
         return Err(invalid_value(&label, "a resource name must not be empty"));
     }
     Ok(names)

@@ -35,7 +35,11 @@ impl Redlock {
         let nodes = clients::nodes(&clients)?;
         let settings = Settings::default().merge(settings, "settings")?;
         let engine = redlock_core::Redlock::new(nodes);
-        let labels = engine.nodes().iter().map(|n| n.label().to_owned()).collect();
+        let labels = engine
+            .nodes()
+            .iter()
+            .map(|n| n.label().to_owned())
+            .collect();
         Ok(Redlock {
             engine: Arc::new(engine),
             labels,
@@ -64,7 +68,13 @@ impl Redlock {
 
     /// Acquires a lock on `resources` (a name or a list of names) for `duration` ms.
     #[napi(ts_return_type = "Promise<Outcome>")]
-    pub fn acquire<'env>(&self, env: &'env Env, resources: Unknown, duration: Unknown, settings: Option<Unknown>) -> Result<PromiseRaw<'env, Outcome>> {
+    pub fn acquire<'env>(
+        &self,
+        env: &'env Env,
+        resources: Unknown,
+        duration: Unknown,
+        settings: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, Outcome>> {
         let resources = args::resources(&resources, "resources")?;
         let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
         let settings = self.settings.merge(settings, "settings")?.to_core();
@@ -84,7 +94,13 @@ impl Redlock {
 
     /// Extends `lock` to expire `duration` ms from now; updates it in place.
     #[napi(ts_return_type = "Promise<Outcome>")]
-    pub fn extend<'env>(&self, env: &'env Env, lock: &Lock, duration: Unknown, settings: Option<Unknown>) -> Result<PromiseRaw<'env, Outcome>> {
+    pub fn extend<'env>(
+        &self,
+        env: &'env Env,
+        lock: &Lock,
+        duration: Unknown,
+        settings: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, Outcome>> {
         let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
         let settings = self.settings.merge(settings, "settings")?.to_core();
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
@@ -103,7 +119,12 @@ impl Redlock {
 
     /// Releases `lock` on every node that still holds it.
     #[napi(ts_return_type = "Promise<Outcome>")]
-    pub fn release<'env>(&self, env: &'env Env, lock: &Lock, settings: Option<Unknown>) -> Result<PromiseRaw<'env, Outcome>> {
+    pub fn release<'env>(
+        &self,
+        env: &'env Env,
+        lock: &Lock,
+        settings: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, Outcome>> {
         let settings = self.settings.merge(settings, "settings")?.to_core();
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
         env.spawn_future(async move {

@@ -85,8 +85,14 @@ pub fn stats(attempts: &[Attempt], labels: &[String], op: Operation) -> Vec<Atte
                         stats.votes_for.push(node);
                         continue;
                     }
-                    Vote::Held => ("ERR_REDLOCK_RESOURCE_LOCKED", "the resource is locked by another holder on this node".to_owned()),
-                    Vote::NotHeld => ("ERR_REDLOCK_LOCK_EXPIRED", "the lock is no longer held on this node".to_owned()),
+                    Vote::Held => (
+                        "ERR_REDLOCK_RESOURCE_LOCKED",
+                        "the resource is locked by another holder on this node".to_owned(),
+                    ),
+                    Vote::NotHeld => (
+                        "ERR_REDLOCK_LOCK_EXPIRED",
+                        "the lock is no longer held on this node".to_owned(),
+                    ),
                     Vote::Failed(e) => (e.code(), e.to_string()),
                 };
                 stats.votes_against.push(VoteAgainst {

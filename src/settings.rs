@@ -74,7 +74,10 @@ impl Settings {
         if let Some(v) = field(&given, "retryStrategy")? {
             let strategy = string(&v, &at("retryStrategy"))?;
             if strategy != "fixed" && strategy != "exponential" {
-                return Err(invalid_value(&at("retryStrategy"), "it must be 'fixed' or 'exponential'"));
+                return Err(invalid_value(
+                    &at("retryStrategy"),
+                    "it must be 'fixed' or 'exponential'",
+                ));
             }
             merged.retry_strategy = strategy;
         }
@@ -85,7 +88,8 @@ impl Settings {
             merged.request_timeout = bounded(&v, &at("requestTimeout"), 1.0, MAX_MS)?;
         }
         if let Some(v) = field(&given, "automaticExtensionThreshold")? {
-            merged.automatic_extension_threshold = bounded(&v, &at("automaticExtensionThreshold"), 0.0, MAX_MS)?;
+            merged.automatic_extension_threshold =
+                bounded(&v, &at("automaticExtensionThreshold"), 0.0, MAX_MS)?;
         }
         Ok(merged)
     }
@@ -93,7 +97,10 @@ impl Settings {
     /// The engine's view of these settings.
     pub fn to_core(&self) -> redlock_core::Settings {
         let ms = Duration::from_secs_f64;
-        let (delay, jitter) = (ms(self.retry_delay / 1000.0), ms(self.retry_jitter / 1000.0));
+        let (delay, jitter) = (
+            ms(self.retry_delay / 1000.0),
+            ms(self.retry_jitter / 1000.0),
+        );
         redlock_core::Settings {
             drift_factor: self.drift_factor,
             retry_count: u32::try_from(self.retry_count).ok(),

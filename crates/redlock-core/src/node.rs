@@ -103,7 +103,9 @@ impl NodeConfig {
                 other => other.to_owned(),
             }
         }
-        self.port == other.port && self.db == other.db && canonical(&self.host) == canonical(&other.host)
+        self.port == other.port
+            && self.db == other.db
+            && canonical(&self.host) == canonical(&other.host)
     }
 
     fn connection_info(&self) -> ConnectionInfo {
@@ -174,12 +176,17 @@ impl Node {
 
     /// Runs `script` over `keys` with `args` and returns its integer answer. Sends EVALSHA,
     /// and EVAL when the node answers NOSCRIPT (a restarted or flushed node).
-    pub async fn eval(&self, script: &Script, keys: &[String], args: &[String]) -> Result<i64, NodeError> {
+    pub async fn eval(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<i64, NodeError> {
         let (serial, mut conn) = self.connection().await?;
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);
         let mut answer = conn.send_packed_command(&cmd).await;
-        if matches!(&answer, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)) {
+        if is_noscript(&answer) {
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(script.source).arg(keys.len()).arg(keys).arg(args);
             answer = conn.send_packed_command(&cmd).await;
@@ -189,8 +196,11 @@ impl Node {
                 self.timeouts_in_a_row.store(0, Ordering::Relaxed);
                 Ok(n)
             }
+            Ok(redis::Value::ServerError(e)) => Err(NodeError::Server(e.to_string())),
             Ok(other) => Err(NodeError::Server(format!("unexpected answer {other:?}"))),
-            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() => {
+            Err(e)
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
+            {
                 self.forget(serial);
                 Err(NodeError::Connection(e.to_string()))
             }
@@ -212,11 +222,17 @@ impl Node {
     /// Drops the connection and refuses further requests.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.connection.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     fn current(&self) -> Option<(u32, MultiplexedConnection)> {
-        self.connection.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn forget(&self, serial: u32) {
@@ -252,5 +268,15 @@ impl Node {
         }
         *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some((serial, conn.clone()));
         Ok((serial, conn))
+    }
+}
+
+/// Whether a node answered NOSCRIPT (it does not know the script's SHA1).
+fn is_noscript(answer: &redis::RedisResult<redis::Value>) -> bool {
+    let noscript = redis::ServerErrorKind::NoScript;
+    match answer {
+        Ok(redis::Value::ServerError(e)) => e.kind() == Some(noscript),
+        Err(e) => e.kind() == redis::ErrorKind::Server(noscript),
+        _ => false,
     }
 }

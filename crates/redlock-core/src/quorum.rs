@@ -115,8 +115,14 @@ mod tests {
 
     #[test]
     fn drift_is_proportional_plus_two_milliseconds() {
-        assert_eq!(drift(Duration::from_secs(10), 0.01), Duration::from_millis(102));
-        assert_eq!(drift(Duration::from_millis(100), 0.0), Duration::from_millis(2));
+        assert_eq!(
+            drift(Duration::from_secs(10), 0.01),
+            Duration::from_millis(102)
+        );
+        assert_eq!(
+            drift(Duration::from_millis(100), 0.0),
+            Duration::from_millis(2)
+        );
     }
 
     #[test]

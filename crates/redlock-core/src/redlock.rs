@@ -82,7 +82,10 @@ impl Lock {
 
     /// The attempts of the operation that last granted or extended this lock.
     pub fn attempts(&self) -> Vec<Attempt> {
-        self.attempts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn granted(&self, validity: Duration, attempts: Vec<Attempt>) {
@@ -150,7 +153,12 @@ impl Redlock {
     }
 
     /// Acquires a lock on all of `resources` for `ttl`.
-    pub async fn acquire(&self, resources: Vec<String>, ttl: Duration, settings: &Settings) -> Result<Arc<Lock>, Error> {
+    pub async fn acquire(
+        &self,
+        resources: Vec<String>,
+        ttl: Duration,
+        settings: &Settings,
+    ) -> Result<Arc<Lock>, Error> {
         self.check_open()?;
         let lock = self.lock_with_value(resources, random_value());
         let ttl_arg = ttl.as_millis().to_string();
@@ -170,7 +178,9 @@ impl Redlock {
             // their lanes hold the release back until they have.
             let undo = self.start_round(&lock, &script::RELEASE, "", per_node, answered);
             match settings.pause_before(retry + 1) {
-                Some(pause) if !self.closed.load(Ordering::SeqCst) => tokio::time::sleep(pause).await,
+                Some(pause) if !self.closed.load(Ordering::SeqCst) => {
+                    tokio::time::sleep(pause).await
+                }
                 _ => {
                     undo.decide(true).await;
                     return Err(acquire_failure(attempts));
@@ -182,7 +192,12 @@ impl Redlock {
 
     /// Extends `lock` to expire `ttl` from now, if a quorum still holds it within its
     /// validity. Updates the lock in place.
-    pub async fn extend(&self, lock: &Arc<Lock>, ttl: Duration, settings: &Settings) -> Result<(), Error> {
+    pub async fn extend(
+        &self,
+        lock: &Arc<Lock>,
+        ttl: Duration,
+        settings: &Settings,
+    ) -> Result<(), Error> {
         self.check_open()?;
         let ttl_arg = ttl.as_millis().to_string();
         let mut attempts = Vec::new();
@@ -196,7 +211,12 @@ impl Redlock {
             let round = self.start_round(lock, &script::EXTEND, &ttl_arg, per_node, Vote::is_for);
             let (quorum, record) = round.decide(false).await;
             let elapsed = start.elapsed();
-            let lost = record.votes.iter().filter(|(_, v)| *v == Vote::NotHeld).count() > record.membership - record.quorum;
+            let lost = record
+                .votes
+                .iter()
+                .filter(|(_, v)| *v == Vote::NotHeld)
+                .count()
+                > record.membership - record.quorum;
             attempts.push(record);
             if quorum && elapsed < remaining {
                 if let Some(validity) = quorum::validity(ttl, elapsed, settings.drift_factor) {
@@ -221,13 +241,22 @@ impl Redlock {
         self.check_open()?;
         let mut attempts = Vec::new();
         for retry in 0.. {
-            let round = self.start_round(lock, &script::RELEASE, "", settings.request_timeout, answered);
+            let round = self.start_round(
+                lock,
+                &script::RELEASE,
+                "",
+                settings.request_timeout,
+                answered,
+            );
             let (quorum, record) = round.decide(false).await;
             let nodes_held = record.votes.iter().filter(|(_, v)| *v == Vote::For).count();
             attempts.push(record);
             if quorum {
                 lock.expiration.store(0, Ordering::SeqCst);
-                return Ok(Released { nodes_held, attempts });
+                return Ok(Released {
+                    nodes_held,
+                    attempts,
+                });
             }
             match settings.pause_before(retry + 1) {
                 Some(pause) => tokio::time::sleep(pause).await,
@@ -239,7 +268,12 @@ impl Redlock {
 
     /// The lock on `resources` whose value is `value`, for operations that name a lock by
     /// its id. Its expiration is unknown, so it is taken as `expiration`.
-    pub fn lock_by_value(&self, resources: Vec<String>, value: String, expiration: u64) -> Arc<Lock> {
+    pub fn lock_by_value(
+        &self,
+        resources: Vec<String>,
+        value: String,
+        expiration: u64,
+    ) -> Arc<Lock> {
         let lock = self.lock_with_value(resources, value);
         lock.expiration.store(expiration, Ordering::SeqCst);
         lock
@@ -287,7 +321,14 @@ impl Redlock {
     /// whose votes will arrive as the nodes answer. Each request takes its turn on the
     /// node's lane right here, in issue order, and is bounded by `per_node`, the wait for
     /// the turn and the connect included. `counts` says which votes count towards quorum.
-    fn start_round(&self, lock: &Lock, script: &'static Script, ttl_arg: &str, per_node: Duration, counts: fn(&Vote) -> bool) -> Round {
+    fn start_round(
+        &self,
+        lock: &Lock,
+        script: &'static Script,
+        ttl_arg: &str,
+        per_node: Duration,
+        counts: fn(&Vote) -> bool,
+    ) -> Round {
         let (tx, votes) = mpsc::unbounded_channel();
         let mut args = vec![lock.value.clone()];
         if !ttl_arg.is_empty() {

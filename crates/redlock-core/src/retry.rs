@@ -85,8 +85,15 @@ mod tests {
             jitter: Duration::ZERO,
         };
         let pauses: Vec<Duration> = (1..=6).map(|r| s.delay(r, 0.5)).collect();
-        assert_eq!(pauses, vec![ms(50), ms(100), ms(200), ms(300), ms(300), ms(300)]);
-        assert_eq!(s.delay(10_000, 0.5), ms(300), "no overflow on huge retry counts");
+        assert_eq!(
+            pauses,
+            vec![ms(50), ms(100), ms(200), ms(300), ms(300), ms(300)]
+        );
+        assert_eq!(
+            s.delay(10_000, 0.5),
+            ms(300),
+            "no overflow on huge retry counts"
+        );
     }
 
     #[test]

@@ -128,18 +128,23 @@ async fn a_held_resource_is_refused_after_retry_count_plus_one_attempts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_minority_is_tolerated_a_dead_majority_is_not_and_restarted_nodes_are_used_again(
-) {
+async fn a_dead_minority_is_tolerated_a_dead_majority_is_not_and_restarted_nodes_are_used_again() {
     let mut servers = start_servers(5);
     let redlock = redlock(&servers);
     let settings = quick_settings();
     // Open every connection first, so that the kills break live connections.
-    let warm = redlock.acquire(names(&["warm"]), TTL, &settings).await.unwrap();
+    let warm = redlock
+        .acquire(names(&["warm"]), TTL, &settings)
+        .await
+        .unwrap();
     redlock.release(&warm, &settings).await.unwrap();
 
     servers[0].kill();
     servers[1].kill();
-    let lock = redlock.acquire(names(&["r1"]), TTL, &settings).await.unwrap();
+    let lock = redlock
+        .acquire(names(&["r1"]), TTL, &settings)
+        .await
+        .unwrap();
     assert!(eventually(SETTLE, || held_by(&servers[2..], "r1", &lock.value)).await);
     redlock.release(&lock, &settings).await.unwrap();
 
@@ -159,14 +164,21 @@ async fn a_dead_minority_is_tolerated_a_dead_majority_is_not_and_restarted_nodes
             .iter()
             .filter(|(node, v)| *node < 3 && matches!(v, Vote::Failed(_)))
             .count();
-        assert_eq!(failed, attempt.votes.len() - attempt.votes_for(), "{attempt:?}");
+        assert_eq!(
+            failed,
+            attempt.votes.len() - attempt.votes_for(),
+            "{attempt:?}"
+        );
     }
     assert!(absent(&servers[3..], "r2"), "the failed attempt was undone");
 
     for server in &mut servers[..3] {
         server.restart();
     }
-    let lock = redlock.acquire(names(&["r3"]), TTL, &settings).await.unwrap();
+    let lock = redlock
+        .acquire(names(&["r3"]), TTL, &settings)
+        .await
+        .unwrap();
     assert!(
         eventually(SETTLE, || held_by(&servers, "r3", &lock.value)).await,
         "every restarted node is reconnected and holds the lock"
@@ -283,7 +295,12 @@ async fn a_released_lock_cannot_be_extended() {
     assert_eq!(err.code(), "ERR_REDLOCK_LOCK_EXPIRED");
     let attempt = &err.attempts()[0];
     assert!(
-        attempt.votes.iter().filter(|(_, v)| *v == Vote::NotHeld).count() >= 3,
+        attempt
+            .votes
+            .iter()
+            .filter(|(_, v)| *v == Vote::NotHeld)
+            .count()
+            >= 3,
         "{attempt:?}"
     );
     assert!(eventually(SETTLE, || absent(&servers, "r")).await);
@@ -313,7 +330,10 @@ async fn a_lock_taken_over_on_a_majority_cannot_be_extended_and_the_new_holder_i
     for server in &servers[..3] {
         assert_eq!(server.get("r").as_deref(), Some("foreign"));
         let pttl = server.pttl("r");
-        assert!(pttl > 25_000 && pttl <= 30_000, "foreign PTTL changed: {pttl}");
+        assert!(
+            pttl > 25_000 && pttl <= 30_000,
+            "foreign PTTL changed: {pttl}"
+        );
     }
 }
 
@@ -416,7 +436,10 @@ async fn a_paused_node_costs_at_most_its_timeout() {
     let servers = start_servers(5);
     let redlock = redlock(&servers);
     let settings = paused_settings();
-    let warm = redlock.acquire(names(&["warm"]), TTL, &settings).await.unwrap();
+    let warm = redlock
+        .acquire(names(&["warm"]), TTL, &settings)
+        .await
+        .unwrap();
     redlock.release(&warm, &settings).await.unwrap();
 
     servers[0].pause();
@@ -443,7 +466,10 @@ async fn a_paused_majority_fails_in_bounded_time_and_leaves_no_key_once_resumed(
         retry_count: Some(0),
         ..paused_settings()
     };
-    let warm = redlock.acquire(names(&["warm"]), TTL, &settings).await.unwrap();
+    let warm = redlock
+        .acquire(names(&["warm"]), TTL, &settings)
+        .await
+        .unwrap();
     redlock.release(&warm, &settings).await.unwrap();
 
     for server in &servers[..3] {
@@ -479,7 +505,10 @@ async fn retries_against_a_paused_majority_leave_no_key_once_resumed() {
     let servers = start_servers(5);
     let redlock = redlock(&servers);
     let settings = paused_settings();
-    let warm = redlock.acquire(names(&["warm"]), TTL, &settings).await.unwrap();
+    let warm = redlock
+        .acquire(names(&["warm"]), TTL, &settings)
+        .await
+        .unwrap();
     redlock.release(&warm, &settings).await.unwrap();
 
     for server in &servers[..3] {
@@ -513,14 +542,20 @@ async fn scripts_flushed_from_the_nodes_are_sent_again() {
     let servers = start_servers(5);
     let redlock = redlock(&servers);
     let settings = quick_settings();
-    let first = redlock.acquire(names(&["a"]), TTL, &settings).await.unwrap();
+    let first = redlock
+        .acquire(names(&["a"]), TTL, &settings)
+        .await
+        .unwrap();
     redlock.release(&first, &settings).await.unwrap();
     assert!(eventually(SETTLE, || absent(&servers, "a")).await);
 
     for server in &servers {
         server.script_flush();
     }
-    let second = redlock.acquire(names(&["b"]), TTL, &settings).await.unwrap();
+    let second = redlock
+        .acquire(names(&["b"]), TTL, &settings)
+        .await
+        .unwrap();
     assert_eq!(second.attempts().len(), 1);
     assert!(eventually(SETTLE, || held_by(&servers, "b", &second.value)).await);
 
@@ -552,7 +587,10 @@ async fn a_key_prefix_is_prepended_to_every_key() {
     let redlock = redlock_core::Redlock::new(configs);
     let settings = quick_settings();
 
-    let lock = redlock.acquire(names(&["r"]), TTL, &settings).await.unwrap();
+    let lock = redlock
+        .acquire(names(&["r"]), TTL, &settings)
+        .await
+        .unwrap();
     assert_eq!(lock.resources, names(&["r"]), "the lock names the resource");
     assert!(eventually(SETTLE, || held_by(&servers, "app:r", &lock.value)).await);
     assert!(absent(&servers, "r"));
@@ -566,7 +604,10 @@ async fn after_quit_every_operation_fails_as_closed() {
     let servers = start_servers(5);
     let redlock = redlock(&servers);
     let settings = quick_settings();
-    let lock = redlock.acquire(names(&["r"]), TTL, &settings).await.unwrap();
+    let lock = redlock
+        .acquire(names(&["r"]), TTL, &settings)
+        .await
+        .unwrap();
 
     redlock.quit();
 

@@ -43,7 +43,13 @@ fn tls_urls_are_refused_as_unsupported() {
 
 #[test]
 fn other_schemes_and_garbage_are_refused() {
-    for url in ["http://x", "garbage", "", "redis://", "unix:///tmp/redis.sock"] {
+    for url in [
+        "http://x",
+        "garbage",
+        "",
+        "redis://",
+        "unix:///tmp/redis.sock",
+    ] {
         assert!(
             matches!(NodeConfig::from_url(url), Err(NodeConfigError::BadUrl(_))),
             "{url:?} was accepted"

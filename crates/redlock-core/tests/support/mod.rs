@@ -234,6 +234,10 @@ fn answers_ping(port: u16, pid: u32) -> bool {
     if !matches!(redis::cmd("PING").query::<String>(&mut con), Ok(ref p) if p == "PONG") {
         return false;
     }
-    let info: String = redis::cmd("INFO").arg("server").query(&mut con).unwrap_or_default();
-    info.lines().any(|l| l.trim() == format!("process_id:{pid}"))
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut con)
+        .unwrap_or_default();
+    info.lines()
+        .any(|l| l.trim() == format!("process_id:{pid}"))
 }
