@@ -1,0 +1,47 @@
+// Type-checked (never run) by `npm test`: each API shape of index.d.ts as a user writes it.
+import Redlock, { ExecutionError, Lock, LockError, ResourceLockedError, type Settings } from '../..'
+import type { ExecutionStats, RedlockAbortSignal, ReleaseResult } from '../..'
+
+async function v5(redlock: Redlock): Promise<number> {
+  const lock: Lock = await redlock.acquire(['a', 'b'], 5000, { retryCount: 3, retryStrategy: 'exponential' })
+  const same: Lock = await lock.extend(5000)
+  const released: ReleaseResult = await redlock.release(same)
+  const stats: ExecutionStats = released.attempts[0]
+  const size: number = stats.votesFor.size + stats.votesAgainst.size + released.nodesHeld
+  const result: string = await redlock.using(['c'], 5000, async (signal: RedlockAbortSignal) => {
+    if (signal.aborted) throw signal.error
+    return 'done'
+  })
+  await redlock.using('d', 5000, { automaticExtensionThreshold: 200 }, async () => result.length)
+  redlock.on('error', (error) => console.log(error.code, error.node))
+  try {
+    await redlock.acquire('a', 100)
+  } catch (error) {
+    if (error instanceof ResourceLockedError) console.log(error.attempts.length)
+    else if (error instanceof ExecutionError) console.log(error.code)
+  }
+  await lock[Symbol.asyncDispose]()
+  await redlock.quit()
+  return size + lock.expiration
+}
+
+function v4(redlock: Redlock): void {
+  redlock.lock('a', 1000, (error, lock) => {
+    if (error instanceof LockError || !lock) return
+    lock.unlock((err) => console.log(err))
+    redlock.extend(lock, 1000, (_: Error | null, extended?: Lock) => extended?.unlock())
+  })
+  redlock.on('clientError', (error) => console.log(error.message))
+}
+
+async function original(redlock: Redlock): Promise<void> {
+  const lock = await redlock.acquireLock('resource', 1000)
+  const renewed: Lock = await redlock.renewLock('resource', lock.id, 2000)
+  await redlock.releaseLock(renewed.resource, renewed.id)
+}
+
+const clients = ['redis://127.0.0.1:6379', { host: '127.0.0.1', port: 6380, keyPrefix: 'app:' }]
+const redlock = new Redlock(clients, { driftFactor: 0.01, retryCount: -1, requestTimeout: 100 })
+const settings: Settings = redlock.settings
+const Default: typeof Redlock = Redlock.default
+void [v5, v4, original, settings, Default, Redlock.Lock, Redlock.ExecutionError]

@@ -1,0 +1,172 @@
+// Types of redlock-rs's public API (index.js). The native binding's own types are in
+// binding.d.ts; users import from here.
+
+import { EventEmitter } from 'node:events'
+
+/** A Redis server: a `redis://` URL, an options object, or an ioredis / node-redis client. */
+export type Client = string | ClientOptions | ClientObject
+
+/** Where a Redis server is and how to log in. */
+export interface ClientOptions {
+  /** A `redis://[user[:password]@]host[:port][/db]` URL; the other fields override it. */
+  url?: string
+  /** Default `127.0.0.1`. */
+  host?: string
+  /** Default 6379. */
+  port?: number
+  username?: string | null
+  password?: string | null
+  /** Database number; `database` is read too (node-redis). */
+  db?: number
+  database?: number
+  /** Prepended to every key (ioredis's `keyPrefix`). */
+  keyPrefix?: string
+  /** node-redis keeps `host` and `port` here. */
+  socket?: { host?: string; port?: number }
+}
+
+/** An existing client object (ioredis, node-redis): its `options` are read. */
+export interface ClientObject {
+  options: ClientOptions
+  [key: string]: unknown
+}
+
+/** Behaviour of a Redlock; every field can be given to the constructor and per call. */
+export interface Settings {
+  /** Expected clock drift, as a fraction of the duration. Default 0.01. */
+  readonly driftFactor: number
+  /** Retries after the first attempt; -1 retries until acquired. Default 10. */
+  readonly retryCount: number
+  /** Pause between attempts, ms. Default 200. */
+  readonly retryDelay: number
+  /** Random ± added to each pause, ms. Default 100. */
+  readonly retryJitter: number
+  /** `'fixed'` (default) or `'exponential'` (the pause doubles up to `maxRetryDelay`). */
+  readonly retryStrategy: 'fixed' | 'exponential'
+  /** Cap of the exponential pause, ms. Default 5000. */
+  readonly maxRetryDelay: number
+  /** How long one node may take to answer one request, ms. Default 500. */
+  readonly requestTimeout: number
+  /** How long before expiration `using` extends the lock, ms. Default 500. */
+  readonly automaticExtensionThreshold: number
+}
+
+/** One attempt's votes, as node-redlock v5 reports them. Nodes are named `host:port/db`. */
+export interface ExecutionStats {
+  readonly membershipSize: number
+  readonly quorumSize: number
+  readonly votesFor: Set<string>
+  readonly votesAgainst: Map<string, Error & { code: string; node: string }>
+}
+
+/** What a release resolves with. */
+export interface ReleaseResult {
+  /** How many of the nodes that answered still held the lock and deleted it. */
+  readonly nodesHeld: number
+  readonly attempts: ReadonlyArray<ExecutionStats>
+}
+
+/** The signal given to a `using` routine; `error` says why it aborted. */
+export type RedlockAbortSignal = AbortSignal & { error?: Error }
+
+export type Callback<T> = (error: Error | null, value?: T) => void
+
+/** A quorum could not be reached in the retry window. */
+export class ExecutionError extends Error {
+  readonly code: string
+  readonly attempts: ReadonlyArray<ExecutionStats>
+  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>, code?: string)
+}
+
+/** Another holder has the resource on enough nodes that no quorum was possible. */
+export class ResourceLockedError extends ExecutionError {
+  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+}
+
+/** The lock is no longer held on a quorum (expired, released or taken over). */
+export class LockExpiredError extends ExecutionError {
+  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+}
+
+/** The Redlock was closed with `quit()`. */
+export class RedlockClosedError extends ExecutionError {
+  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+}
+
+/** node-redlock v4's name for ExecutionError. */
+export { ExecutionError as LockError }
+
+/** A lock held (or once held) on a quorum of nodes. Made by `Redlock#acquire`. */
+export class Lock {
+  private constructor()
+  /** The locked resources. */
+  readonly resources: string[]
+  /** The random value stored under every key. */
+  readonly value: string
+  /** The lock's id (its value), for `releaseLock` / `renewLock`. */
+  readonly id: string
+  /** The resource as requested: a name or the list of names. */
+  readonly resource: string | string[]
+  /** The attempts of the operation that last acquired or extended it. */
+  readonly attempts: ReadonlyArray<ExecutionStats>
+  /** Wall-clock instant (ms since the epoch) at which the validity ends; 0 once released. */
+  readonly expiration: number
+  release(settings?: Partial<Settings>): Promise<ReleaseResult>
+  extend(duration: number, settings?: Partial<Settings>): Promise<Lock>
+  /** node-redlock v4. */
+  unlock(callback?: Callback<ReleaseResult>): Promise<ReleaseResult>
+  [Symbol.asyncDispose](): Promise<ReleaseResult>
+}
+
+/** A Redlock client over N independent Redis masters. */
+export default class Redlock extends EventEmitter {
+  constructor(clients: ReadonlyArray<Client>, settings?: Partial<Settings>)
+  readonly settings: Settings
+  /** The nodes, as `host:port/db`. */
+  readonly nodes: string[]
+
+  acquire(resources: string | string[], duration: number, settings?: Partial<Settings>): Promise<Lock>
+  acquire(resources: string | string[], duration: number, callback: Callback<Lock>): Promise<Lock>
+  release(lock: Lock, settings?: Partial<Settings>): Promise<ReleaseResult>
+  release(lock: Lock, callback: Callback<ReleaseResult>): Promise<ReleaseResult>
+  extend(lock: Lock, duration: number, settings?: Partial<Settings>): Promise<Lock>
+  extend(lock: Lock, duration: number, callback: Callback<Lock>): Promise<Lock>
+  using<T>(
+    resources: string | string[],
+    duration: number,
+    settings: Partial<Settings>,
+    routine: (signal: RedlockAbortSignal) => Promise<T>,
+  ): Promise<T>
+  using<T>(
+    resources: string | string[],
+    duration: number,
+    routine: (signal: RedlockAbortSignal) => Promise<T>,
+  ): Promise<T>
+  quit(callback?: Callback<void>): Promise<void>
+
+  /** The original design: acquire `resource` for `ttl` ms. */
+  acquireLock(resource: string | string[], ttl: number): Promise<Lock>
+  /** The original design: release the lock on `resource` whose id is `lockId`. */
+  releaseLock(resource: string | string[], lockId: string): Promise<ReleaseResult>
+  /** The original design: extend the lock on `resource` whose id is `lockId`. */
+  renewLock(resource: string | string[], lockId: string, ttl: number): Promise<Lock>
+
+  /** node-redlock v4. */
+  lock(resource: string | string[], ttl: number, callback?: Callback<Lock>): Promise<Lock>
+  /** node-redlock v4. */
+  unlock(lock: Lock, callback?: Callback<ReleaseResult>): Promise<ReleaseResult>
+
+  on(event: 'error' | 'clientError', listener: (error: Error & { code: string; node: string }) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+
+  static readonly default: typeof Redlock
+  static readonly Redlock: typeof Redlock
+  static readonly Lock: typeof Lock
+  static readonly ExecutionError: typeof ExecutionError
+  static readonly ResourceLockedError: typeof ResourceLockedError
+  static readonly LockExpiredError: typeof LockExpiredError
+  static readonly RedlockClosedError: typeof RedlockClosedError
+  static readonly LockError: typeof ExecutionError
+}
+
+export { Redlock }
