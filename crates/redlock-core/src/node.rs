@@ -124,6 +124,10 @@ impl NodeConfig {
 }
 
 /// One Redis master and its shared connection.
+///
+/// A timeout does not drop the connection: commands already written to a paused node run
+/// when it resumes, in the order written, so a lock's undo must travel on the same
+/// connection as the command it undoes. Only a broken connection is replaced.
 pub struct Node {
     config: NodeConfig,
     label: String,
@@ -134,14 +138,8 @@ pub struct Node {
     /// Held while connecting, so that concurrent requests share one connect.
     connecting: tokio::sync::Mutex<()>,
     serial: AtomicU32,
-    /// Timeouts in a row; past a few, the connection is presumed dead and opened anew.
-    timeouts_in_a_row: AtomicU32,
     closed: AtomicBool,
 }
-
-/// Consecutive timeouts after which a node's connection is dropped and opened anew: a peer
-/// that vanished without closing the socket would otherwise time out forever.
-const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
 
 impl Node {
     /// A node for `config`. Opens nothing until the first request.
@@ -155,7 +153,6 @@ impl Node {
             connection: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             serial: AtomicU32::new(0),
-            timeouts_in_a_row: AtomicU32::new(0),
             closed: AtomicBool::new(false),
         }
     }
@@ -192,10 +189,7 @@ impl Node {
             answer = conn.send_packed_command(&cmd).await;
         }
         match answer {
-            Ok(redis::Value::Int(n)) => {
-                self.timeouts_in_a_row.store(0, Ordering::Relaxed);
-                Ok(n)
-            }
+            Ok(redis::Value::Int(n)) => Ok(n),
             Ok(redis::Value::ServerError(e)) => Err(NodeError::Server(e.to_string())),
             Ok(other) => Err(NodeError::Server(format!("unexpected answer {other:?}"))),
             Err(e)
@@ -205,17 +199,6 @@ impl Node {
                 Err(NodeError::Connection(e.to_string()))
             }
             Err(e) => Err(NodeError::Server(e.to_string())),
-        }
-    }
-
-    /// Called by the caller whose request to this node timed out.
-    pub fn timed_out(&self) {
-        if self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
-            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
-            let serial = self.current().map(|(s, _)| s);
-            if let Some(serial) = serial {
-                self.forget(serial);
-            }
         }
     }
 

@@ -351,10 +351,7 @@ impl Redlock {
                     Ok(Ok(_)) if std::ptr::eq(script, &*script::ACQUIRE) => Vote::Held,
                     Ok(Ok(_)) => Vote::NotHeld,
                     Ok(Err(e)) => Vote::Failed(e),
-                    Err(_) => {
-                        node.timed_out();
-                        Vote::Failed(NodeError::Timeout)
-                    }
+                    Err(_) => Vote::Failed(NodeError::Timeout),
                 };
                 let _ = tx.send((index, vote));
             });
@@ -417,8 +414,10 @@ mod tests {
 
     #[test]
     fn retries_stop_after_retry_count_and_never_with_none() {
-        let mut s = Settings::default();
-        s.retry_count = Some(2);
+        let mut s = Settings {
+            retry_count: Some(2),
+            ..Settings::default()
+        };
         assert!(s.pause_before(1).is_some());
         assert!(s.pause_before(2).is_some());
         assert!(s.pause_before(3).is_none());
