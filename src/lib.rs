@@ -101,6 +101,7 @@ impl Redlock {
         duration: Unknown,
         settings: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, Outcome>> {
+        self.check_owner(lock)?;
         let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
         let settings = self.settings.merge(settings, "settings")?.to_core();
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
@@ -125,6 +126,7 @@ impl Redlock {
         lock: &Lock,
         settings: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, Outcome>> {
+        self.check_owner(lock)?;
         let settings = self.settings.merge(settings, "settings")?.to_core();
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
         env.spawn_future(async move {
@@ -153,6 +155,17 @@ impl Redlock {
         Ok(Lock {
             inner: self.engine.lock_by_value(resources, id, u64::MAX),
         })
+    }
+
+    fn check_owner(&self, lock: &Lock) -> Result<()> {
+        if self.engine.owns(&lock.inner) {
+            Ok(())
+        } else {
+            Err(args::invalid_value(
+                "lock",
+                "it was acquired by another Redlock",
+            ))
+        }
     }
 
     /// Closes every connection; operations afterwards fail with `ERR_REDLOCK_CLOSED`.

@@ -72,6 +72,8 @@ pub struct Lock {
     expiration: AtomicU64,
     attempts: Mutex<Vec<Attempt>>,
     lanes: Arc<Lanes>,
+    /// The [`Redlock`] that made it: a lock's lanes are only meaningful to its own nodes.
+    owner: u64,
 }
 
 impl Lock {
@@ -111,7 +113,12 @@ pub struct Redlock {
     /// design's `releaseLock(resource, id)`) keeps the order of the lock's earlier commands.
     lanes: Mutex<HashMap<String, Weak<Lanes>>>,
     closed: AtomicBool,
+    /// Tells this client's locks from another's.
+    id: u64,
 }
+
+/// Hands out [`Redlock::id`]s.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One fan-out in flight: the votes arrive on `votes` as the nodes answer.
 struct Round {
@@ -144,7 +151,14 @@ impl Redlock {
             nodes: nodes.into_iter().map(|c| Arc::new(Node::new(c))).collect(),
             lanes: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Whether `lock` was made by this client. Extending or releasing another client's lock
+    /// is refused: its nodes may not be ours.
+    pub fn owns(&self, lock: &Lock) -> bool {
+        lock.owner == self.id
     }
 
     /// The nodes, in the order they were given.
@@ -239,6 +253,10 @@ impl Redlock {
     /// whether or not they still held it (an expired or already released lock is released).
     pub async fn release(&self, lock: &Arc<Lock>, settings: &Settings) -> Result<Released, Error> {
         self.check_open()?;
+        assert!(
+            self.owns(lock),
+            "a lock is released by the Redlock that made it"
+        );
         let mut attempts = Vec::new();
         for retry in 0.. {
             let round = self.start_round(
@@ -314,6 +332,7 @@ impl Redlock {
             expiration: AtomicU64::new(0),
             attempts: Mutex::new(Vec::new()),
             lanes: shared,
+            owner: self.id,
         })
     }
 
