@@ -50,6 +50,11 @@ export declare class Redlock {
    * not known here, so an extension is checked against the nodes only.
    */
   lockById(resources: unknown, id: unknown): Lock
+  /**
+   * Calls `callback` with every node failure, from any operation, also those that arrive
+   * after the operation was decided. The callback does not keep the process alive.
+   */
+  onNodeError(callback: (arg: NodeErrorEvent) => void): void
   /** Closes every connection; operations afterwards fail with `ERR_REDLOCK_CLOSED`. */
   quit(): void
 }
@@ -72,6 +77,16 @@ export interface AttemptStats {
 /** A failed operation. */
 export interface Failure {
   /** Stable code, e.g. `ERR_REDLOCK_RESOURCE_LOCKED`. */
+  code: string
+  /** What happened, in words. */
+  message: string
+}
+
+/** A node that failed a request. */
+export interface NodeErrorEvent {
+  /** `host:port/db`. */
+  node: string
+  /** `ERR_REDLOCK_NODE_TIMEOUT`, `ERR_REDLOCK_NODE_CONNECTION` or `ERR_REDLOCK_NODE_SERVER`. */
   code: string
   /** What happened, in words. */
   message: string

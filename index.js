@@ -176,6 +176,14 @@ class Redlock extends EventEmitter {
     } catch (error) {
       throw fromNative(error)
     }
+    // Held weakly, so that the native side's reference never keeps this object alive.
+    const self = new WeakRef(this)
+    this.#native.onNodeError((event) => {
+      const error = new Error(`${event.node}: ${event.message}`)
+      error.code = event.code
+      error.node = event.node
+      self.deref()?.#emitNodeError(error)
+    })
   }
 
   /** The constructor's settings, with defaults filled in. */
@@ -238,7 +246,9 @@ class Redlock extends EventEmitter {
       throw typeError('routine', 'of type function', routine)
     }
     const resolved = this.#call((binding) => binding.resolveSettings(settings))
-    if (typeof duration === 'number' && resolved.automaticExtensionThreshold > duration - 100) {
+    // A bad duration is left to `acquire`, whose message names it.
+    const validDuration = Number.isInteger(duration) && duration > 0
+    if (validDuration && resolved.automaticExtensionThreshold > duration - 100) {
       throw argumentError(
         'ERR_OUT_OF_RANGE',
         `The value of "settings.automaticExtensionThreshold" is out of range. It must be at least 100 ms below the lock's duration (${duration}). Received ${resolved.automaticExtensionThreshold}`,
@@ -332,16 +342,6 @@ class Redlock extends EventEmitter {
 
   async #run(operation) {
     const outcome = await this.#call(operation)
-    for (const attempt of outcome.attempts) {
-      for (const vote of attempt.votesAgainst) {
-        if (vote.code.startsWith('ERR_REDLOCK_NODE_')) {
-          const error = new Error(`${vote.node}: ${vote.message}`)
-          error.code = vote.code
-          error.node = vote.node
-          this.#emitNodeError(error)
-        }
-      }
-    }
     if (outcome.error) {
       const Failure = failures[outcome.error.code] || ExecutionError
       const error = new Failure(outcome.error.message, outcome.attempts.map(executionStats))

@@ -11,7 +11,8 @@ mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{PromiseRaw, Unknown};
+use napi::bindgen_prelude::{Function, PromiseRaw, Unknown};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Result};
 use napi_derive::napi;
 
@@ -157,6 +158,27 @@ impl Redlock {
         })
     }
 
+    /// Calls `callback` with every node failure, from any operation, also those that arrive
+    /// after the operation was decided. The callback does not keep the process alive.
+    #[napi]
+    pub fn on_node_error(&self, callback: Function<NodeErrorEvent, ()>) -> Result<()> {
+        let tsfn = callback
+            .build_threadsafe_function::<NodeErrorEvent>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        self.engine
+            .set_node_error_listener(Some(Arc::new(move |node, error| {
+                let event = NodeErrorEvent {
+                    node: node.to_owned(),
+                    code: error.code().to_owned(),
+                    message: error.to_string(),
+                };
+                tsfn.call(event, ThreadsafeFunctionCallMode::NonBlocking);
+            })));
+        Ok(())
+    }
+
     fn check_owner(&self, lock: &Lock) -> Result<()> {
         if self.engine.owns(&lock.inner) {
             Ok(())
@@ -173,6 +195,17 @@ impl Redlock {
     pub fn quit(&self) {
         self.engine.quit();
     }
+}
+
+/// A node that failed a request.
+#[napi(object)]
+pub struct NodeErrorEvent {
+    /// `host:port/db`.
+    pub node: String,
+    /// `ERR_REDLOCK_NODE_TIMEOUT`, `ERR_REDLOCK_NODE_CONNECTION` or `ERR_REDLOCK_NODE_SERVER`.
+    pub code: String,
+    /// What happened, in words.
+    pub message: String,
 }
 
 /// A lock held (or once held) on a quorum of nodes. Made by `Redlock#acquire`.

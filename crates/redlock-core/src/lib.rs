@@ -22,5 +22,5 @@ pub mod script;
 
 pub use error::{Attempt, Error, NodeError, Vote};
 pub use node::{NodeConfig, NodeConfigError};
-pub use redlock::{Lock, Redlock, Released, Settings};
+pub use redlock::{Lock, NodeErrorListener, Redlock, Released, Settings};
 pub use retry::RetryStrategy;

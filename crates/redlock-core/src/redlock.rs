@@ -106,6 +106,10 @@ pub struct Released {
     pub attempts: Vec<Attempt>,
 }
 
+/// Told of every node that fails a request (connection refused, timeout, error answer),
+/// with the node's label, whether or not the operation had already been decided.
+pub type NodeErrorListener = Arc<dyn Fn(&str, &NodeError) + Send + Sync>;
+
 /// A Redlock client over N independent Redis masters.
 pub struct Redlock {
     nodes: Vec<Arc<Node>>,
@@ -115,6 +119,7 @@ pub struct Redlock {
     closed: AtomicBool,
     /// Tells this client's locks from another's.
     id: u64,
+    listener: Mutex<Option<NodeErrorListener>>,
 }
 
 /// Hands out [`Redlock::id`]s.
@@ -152,7 +157,13 @@ impl Redlock {
             lanes: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            listener: Mutex::new(None),
         }
+    }
+
+    /// Sets (or with `None` removes) the listener told of every node failure.
+    pub fn set_node_error_listener(&self, listener: Option<NodeErrorListener>) {
+        *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = listener;
     }
 
     /// Whether `lock` was made by this client. Extending or releasing another client's lock
@@ -303,6 +314,7 @@ impl Redlock {
         for node in &self.nodes {
             node.close();
         }
+        self.set_node_error_listener(None);
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -354,12 +366,18 @@ impl Redlock {
             args.push(ttl_arg.to_owned());
         }
         let args: Arc<[String]> = args.into();
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for (index, node) in self.nodes.iter().enumerate() {
             let mut turn = lock.lanes.enter(index);
             let node = node.clone();
             let keys: Vec<String> = lock.resources.iter().map(|r| node.key(r)).collect();
             let args = args.clone();
             let tx = tx.clone();
+            let listener = listener.clone();
             tokio::spawn(async move {
                 let request = async {
                     turn.wait().await;
@@ -372,6 +390,9 @@ impl Redlock {
                     Ok(Err(e)) => Vote::Failed(e),
                     Err(_) => Vote::Failed(NodeError::Timeout),
                 };
+                if let (Vote::Failed(error), Some(listener)) = (&vote, &listener) {
+                    listener(node.label(), error);
+                }
                 let _ = tx.send((index, vote));
             });
         }
