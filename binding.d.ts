@@ -9,6 +9,13 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Cancels the acquisition it is given to; made by the front door for an `AbortSignal`. */
+export declare class Cancellation {
+  constructor()
+  /** Stops the acquisition: it undoes what it set and rejects with `ABORT_ERR`. */
+  cancel(): void
+}
+
 /** A lock held (or once held) on a quorum of nodes. Made by `Redlock#acquire`. */
 export declare class Lock {
   /** The locked resources. */
@@ -34,12 +41,12 @@ export declare class Redlock {
   /** The settings given to the constructor, with defaults filled in. */
   get settings(): Settings
   /**
-   * The constructor's settings with `settings` (a per-call override) applied; throws on
-   * bad values.
+   * Throws unless a lock of `duration` ms can be extended automatically with `settings`
+   * (checked before `using` acquires anything).
    */
-  resolveSettings(settings?: unknown | undefined | null): Settings
+  checkAutoExtension(duration: unknown, settings?: unknown | undefined | null): void
   /** Acquires a lock on `resources` (a name or a list of names) for `duration` ms. */
-  acquire(resources: unknown, duration: unknown, settings?: unknown | undefined | null): Promise<Outcome>
+  acquire(resources: unknown, duration: unknown, settings?: unknown | undefined | null, cancellation?: Cancellation | undefined | null): Promise<Outcome>
   /** Extends `lock` to expire `duration` ms from now; updates it in place. */
   extend(lock: Lock, duration: unknown, settings?: unknown | undefined | null): Promise<Outcome>
   /** Releases `lock` on every node that still holds it. */
@@ -51,12 +58,25 @@ export declare class Redlock {
    */
   lockById(resources: unknown, id: unknown): Lock
   /**
+   * Keeps `lock` extended by `duration` ms, `settings.automaticExtensionThreshold` ms
+   * before each expiration, until the returned watchdog is stopped, the lock is lost, or
+   * `maxHold` ms have passed. `onLost` is called once if the lock is lost; while the
+   * watchdog runs, it keeps the process alive.
+   */
+  watch(lock: Lock, duration: unknown, settings: unknown | undefined | null, maxHold: unknown | undefined | null, onLost: (arg: Outcome) => void): Watchdog
+  /**
    * Calls `callback` with every node failure, from any operation, also those that arrive
    * after the operation was decided. The callback does not keep the process alive.
    */
   onNodeError(callback: (arg: NodeErrorEvent) => void): void
   /** Closes every connection; operations afterwards fail with `ERR_REDLOCK_CLOSED`. */
   quit(): void
+}
+
+/** Keeps a lock extended; made by `Redlock#watch`. */
+export declare class Watchdog {
+  /** Stops extending; resolves once an extension in flight has finished. */
+  stop(): Promise<void>
 }
 
 /** The votes of one attempt. */
@@ -132,8 +152,21 @@ export interface Settings {
    * It is also never longer than the lock's duration. Default 500.
    */
   requestTimeout: number
-  /** How long before a lock's expiration `using` extends it, in ms. Default 500. */
+  /**
+   * How long before a lock's expiration `using` extends it, in ms. Default 500; at
+   * least 100 ms below the lock's duration.
+   */
   automaticExtensionThreshold: number
+  /**
+   * Whether a waiter wakes as soon as the holder releases (pub/sub notices, default
+   * `true`) or only polls every `retryDelay` (`false`, for servers without pub/sub).
+   */
+  wakeOnRelease: boolean
+  /**
+   * The longest an acquisition may wait in all, in ms; it then rejects with
+   * `AcquireTimeoutError`. Default: no limit but the retries.
+   */
+  acquireTimeout?: number
 }
 
 /** One node's vote against. */

@@ -835,5 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.Cancellation = nativeBinding.Cancellation
 module.exports.Lock = nativeBinding.Lock
 module.exports.Redlock = nativeBinding.Redlock
+module.exports.Watchdog = nativeBinding.Watchdog

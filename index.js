@@ -39,10 +39,58 @@ class RedlockClosedError extends ExecutionError {
   }
 }
 
+/** The lock was not acquired within `acquireTimeout`. */
+class AcquireTimeoutError extends ExecutionError {
+  constructor(message, attempts = []) {
+    super(message, attempts, 'ERR_REDLOCK_ACQUIRE_TIMEOUT')
+  }
+}
+
+/** A watchdog reached its maximum hold time and let the lock expire. */
+class MaxHoldError extends ExecutionError {
+  constructor(message, attempts = []) {
+    super(message, attempts, 'ERR_REDLOCK_MAX_HOLD')
+  }
+}
+
+/** The acquisition was aborted through its `signal`; `cause` is the signal's reason. */
+class AbortError extends Error {
+  constructor(message = 'The operation was aborted', options) {
+    super(message, options)
+    this.name = 'AbortError'
+    this.code = 'ABORT_ERR'
+  }
+}
+
 const failures = {
   ERR_REDLOCK_RESOURCE_LOCKED: ResourceLockedError,
   ERR_REDLOCK_LOCK_EXPIRED: LockExpiredError,
   ERR_REDLOCK_CLOSED: RedlockClosedError,
+  ERR_REDLOCK_ACQUIRE_TIMEOUT: AcquireTimeoutError,
+  ERR_REDLOCK_MAX_HOLD: MaxHoldError,
+}
+
+/** The error of a failed outcome, made in the caller's realm. */
+function failureError(outcome, reason) {
+  const { code, message } = outcome.error
+  if (code === 'ABORT_ERR') {
+    const error = new AbortError(message, { cause: reason })
+    error.attempts = outcome.attempts.map(executionStats)
+    return error
+  }
+  const Failure = failures[code] || ExecutionError
+  const error = new Failure(message, outcome.attempts.map(executionStats))
+  error.code = code
+  return error
+}
+
+function isAbortSignal(value) {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof value.aborted === 'boolean' &&
+    typeof value.addEventListener === 'function'
+  )
 }
 
 /** Makes a caller-realm error out of one thrown by the binding (`"<code>: <message>"`). */
@@ -108,6 +156,7 @@ class Lock {
   #redlock
   #native
   #requested
+  #watchdog = null
   /** @internal Locks are made by `Redlock#acquire`. */
   constructor(token, redlock, nativeLock, requested, attempts) {
     if (token !== internal) {
@@ -126,6 +175,25 @@ class Lock {
     return this.#native.expiration
   }
 
+  /** How many ms of validity are left (0 once expired or released); no round trip. */
+  get timeLeft() {
+    return Math.max(0, this.expiration - Date.now())
+  }
+
+  /** Whether the lock is still valid; no round trip. */
+  get valid() {
+    return this.timeLeft > 0
+  }
+
+  /**
+   * Keeps the lock extended from the engine (not a JS timer) until `stop()`, `release()`,
+   * the lock is lost, or `maxHold` ms have passed. `onLost(error)` is called if it is lost.
+   * Returns `{ signal, stop() }`; `signal` aborts, with `signal.error`, when it is lost.
+   */
+  autoExtend(options = {}) {
+    return this.#redlock.autoExtend(this, options)
+  }
+
   /** The lock's id: its random value. */
   get id() {
     return this.value
@@ -136,7 +204,7 @@ class Lock {
     return this.#requested
   }
 
-  /** Releases the lock; resolves even when it had already expired. */
+  /** Releases the lock (stopping its watchdog first); resolves even when it had expired. */
   release(settings) {
     return this.#redlock.release(this, settings)
   }
@@ -158,6 +226,13 @@ class Lock {
   static nativeOf(lock) {
     return lock.#native
   }
+
+  /** The lock's running watchdog, if any, as set by `Redlock#autoExtend`. */
+  static watchdog(lock, watchdog) {
+    if (watchdog !== undefined) lock.#watchdog = watchdog
+    return lock.#watchdog
+  }
+
 
   static update(lock, attempts) {
     lock.attempts = attempts
@@ -204,10 +279,27 @@ class Redlock extends EventEmitter {
     if (typeof settings === 'function') {
       return withCallback(this.acquire(resources, duration), settings)
     }
-    return this.#run((binding) => binding.acquire(resources, duration, settings)).then(
-      (outcome) =>
-        new Lock(internal, this, outcome.lock, copy(resources), outcome.attempts.map(executionStats)),
+    const signal = settings != null && typeof settings === 'object' ? settings.signal : undefined
+    if (signal !== undefined && !isAbortSignal(signal)) {
+      return Promise.reject(typeError('settings.signal', 'an instance of AbortSignal', signal))
+    }
+    if (signal && signal.aborted) {
+      return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
+    }
+    const cancellation = signal ? new native.Cancellation() : undefined
+    const onAbort = () => cancellation.cancel()
+    if (signal) signal.addEventListener('abort', onAbort, { once: true })
+    return this.#run(
+      (binding) => binding.acquire(resources, duration, settings, cancellation),
+      signal,
     )
+      .then(
+        (outcome) =>
+          new Lock(internal, this, outcome.lock, copy(resources), outcome.attempts.map(executionStats)),
+      )
+      .finally(() => {
+        if (signal) signal.removeEventListener('abort', onAbort)
+      })
   }
 
   /** Releases `lock`. Resolves `{ nodesHeld, attempts }`, also for an expired lock. */
@@ -215,9 +307,11 @@ class Redlock extends EventEmitter {
     if (typeof settings === 'function') {
       return withCallback(this.release(lock), settings)
     }
-    return this.#withLock(lock, (nativeLock) =>
-      this.#run((binding) => binding.release(nativeLock, settings)).then(released),
-    )
+    return this.#withLock(lock, async (nativeLock) => {
+      const watchdog = Lock.watchdog(lock)
+      if (watchdog) await watchdog.stop()
+      return this.#run((binding) => binding.release(nativeLock, settings)).then(released)
+    })
   }
 
   /** Extends `lock` to `duration` ms from now; updates it in place and resolves with it. */
@@ -233,9 +327,11 @@ class Redlock extends EventEmitter {
   }
 
   /**
-   * Runs `routine(signal)` while holding a lock on `resources`, extending it before it
-   * expires, and releases it afterwards. `signal` aborts (with `signal.error` set) if an
-   * extension fails. A release failure never replaces the routine's own result or error.
+   * Runs `routine(signal)` while holding a lock on `resources`. The engine extends the lock
+   * `automaticExtensionThreshold` ms before each expiration, whatever the event loop is
+   * doing; `signal` aborts (with `signal.error`) if the lock is lost. When the routine
+   * settles, the watchdog stops, an extension in flight is awaited, and the lock is
+   * released. A release failure never replaces the routine's own result or error.
    */
   async using(resources, duration, settings, routine) {
     if (typeof settings === 'function') {
@@ -245,42 +341,43 @@ class Redlock extends EventEmitter {
     if (typeof routine !== 'function') {
       throw typeError('routine', 'of type function', routine)
     }
-    const resolved = this.#call((binding) => binding.resolveSettings(settings))
-    // A bad duration is left to `acquire`, whose message names it.
-    const validDuration = Number.isInteger(duration) && duration > 0
-    if (validDuration && resolved.automaticExtensionThreshold > duration - 100) {
-      throw argumentError(
-        'ERR_OUT_OF_RANGE',
-        `The value of "settings.automaticExtensionThreshold" is out of range. It must be at least 100 ms below the lock's duration (${duration}). Received ${resolved.automaticExtensionThreshold}`,
-      )
-    }
+    this.#call((binding) => binding.checkAutoExtension(duration, settings))
     const lock = await this.acquire(resources, duration, settings)
-    const controller = new AbortController()
-    const signal = controller.signal
-    let timer
-    let extension
-    let settled = false
-    const schedule = () => {
-      if (settled) return
-      const wait = lock.expiration - Date.now() - resolved.automaticExtensionThreshold
-      timer = setTimeout(extend, Math.max(0, wait))
-    }
-    const extend = () => {
-      timer = undefined
-      extension = lock.extend(duration, settings).then(schedule, (error) => {
-        signal.error = error
-        controller.abort(error)
-      })
-    }
-    schedule()
+    const { signal, stop } = this.autoExtend(lock, { duration, settings })
     try {
       return await routine(signal)
     } finally {
-      settled = true
-      clearTimeout(timer)
-      await extension
+      await stop()
       await lock.release().catch((error) => this.#emitNodeError(error))
     }
+  }
+
+  /**
+   * Keeps `lock` extended by `duration` ms (default: the lock's own duration is unknown, so
+   * `duration` is required) until `stop()`, the lock's release, loss, or `maxHold` ms.
+   */
+  autoExtend(lock, { duration, settings, maxHold, onLost } = {}) {
+    if (!(lock instanceof Lock)) throw typeError('lock', 'an instance of Lock', lock)
+    if (onLost !== undefined && typeof onLost !== 'function') {
+      throw typeError('onLost', 'of type function', onLost)
+    }
+    const controller = new AbortController()
+    const signal = controller.signal
+    const lost = (outcome) => {
+      const error = failureError(outcome)
+      signal.error = error
+      controller.abort(error)
+      if (onLost) onLost(error)
+    }
+    const watchdog = this.#call((binding) =>
+      binding.watch(Lock.nativeOf(lock), duration, settings, maxHold, lost),
+    )
+    Lock.watchdog(lock, watchdog)
+    const stop = async () => {
+      await watchdog.stop()
+      if (Lock.watchdog(lock) === watchdog) Lock.watchdog(lock, null)
+    }
+    return { signal, stop }
   }
 
   /** Closes every connection. Operations afterwards reject with `RedlockClosedError`. */
@@ -340,14 +437,9 @@ class Redlock extends EventEmitter {
     }
   }
 
-  async #run(operation) {
+  async #run(operation, signal) {
     const outcome = await this.#call(operation)
-    if (outcome.error) {
-      const Failure = failures[outcome.error.code] || ExecutionError
-      const error = new Failure(outcome.error.message, outcome.attempts.map(executionStats))
-      error.code = outcome.error.code
-      throw error
-    }
+    if (outcome.error) throw failureError(outcome, signal && signal.reason)
     return outcome
   }
 
@@ -374,4 +466,7 @@ module.exports.ExecutionError = ExecutionError
 module.exports.ResourceLockedError = ResourceLockedError
 module.exports.LockExpiredError = LockExpiredError
 module.exports.RedlockClosedError = RedlockClosedError
+module.exports.AcquireTimeoutError = AcquireTimeoutError
+module.exports.MaxHoldError = MaxHoldError
+module.exports.AbortError = AbortError
 module.exports.LockError = ExecutionError

@@ -90,6 +90,16 @@ pub fn string(value: &Unknown, name: &str) -> Result<String> {
     }
 }
 
+/// A boolean.
+pub fn boolean(value: &Unknown, name: &str) -> Result<bool> {
+    if value.get_type()? == ValueType::Boolean {
+        // SAFETY: checked to be a boolean just above.
+        unsafe { value.cast::<bool>() }
+    } else {
+        Err(invalid_type(name, "of type boolean", value))
+    }
+}
+
 /// A number that is not NaN.
 pub fn number(value: &Unknown, name: &str) -> Result<f64> {
     if value.get_type()? != ValueType::Number {

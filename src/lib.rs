@@ -60,11 +60,14 @@ impl Redlock {
         self.settings.clone()
     }
 
-    /// The constructor's settings with `settings` (a per-call override) applied; throws on
-    /// bad values.
+    /// Throws unless a lock of `duration` ms can be extended automatically with `settings`
+    /// (checked before `using` acquires anything).
     #[napi]
-    pub fn resolve_settings(&self, settings: Option<Unknown>) -> Result<Settings> {
-        self.settings.merge(settings, "settings")
+    pub fn check_auto_extension(&self, duration: Unknown, settings: Option<Unknown>) -> Result<()> {
+        let duration = args::duration(&duration, "duration")?;
+        self.settings
+            .merge(settings, "settings")?
+            .check_extension_threshold(duration)
     }
 
     /// Acquires a lock on `resources` (a name or a list of names) for `duration` ms.
@@ -75,13 +78,16 @@ impl Redlock {
         resources: Unknown,
         duration: Unknown,
         settings: Option<Unknown>,
+        cancellation: Option<&Cancellation>,
     ) -> Result<PromiseRaw<'env, Outcome>> {
         let resources = args::resources(&resources, "resources")?;
         let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
         let settings = self.settings.merge(settings, "settings")?.to_core();
         let (engine, labels) = (self.engine.clone(), self.labels.clone());
+        let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
         env.spawn_future(async move {
-            Ok(match engine.acquire(resources, ttl, &settings).await {
+            let acquired = engine.acquire_cancellable(resources, ttl, &settings, &cancel);
+            Ok(match acquired.await {
                 Ok(lock) => Outcome {
                     attempts: stats(&lock.attempts(), &labels, Operation::Acquire),
                     lock: Some(Lock { inner: lock }),
@@ -158,6 +164,54 @@ impl Redlock {
         })
     }
 
+    /// Keeps `lock` extended by `duration` ms, `settings.automaticExtensionThreshold` ms
+    /// before each expiration, until the returned watchdog is stopped, the lock is lost, or
+    /// `maxHold` ms have passed. `onLost` is called once if the lock is lost; while the
+    /// watchdog runs, it keeps the process alive.
+    #[napi]
+    pub fn watch(
+        &self,
+        lock: &Lock,
+        duration: Unknown,
+        settings: Option<Unknown>,
+        max_hold: Option<Unknown>,
+        on_lost: Function<Outcome, ()>,
+    ) -> Result<Watchdog> {
+        self.check_owner(lock)?;
+        let ttl = args::duration(&duration, "duration")?;
+        let settings = self.settings.merge(settings, "settings")?;
+        settings.check_extension_threshold(ttl)?;
+        let max_hold = match args::given(max_hold) {
+            Some(v) => Some(Duration::from_millis(args::duration(&v, "maxHold")?)),
+            None => None,
+        };
+        let watch = redlock_core::Watch {
+            ttl: Duration::from_millis(ttl),
+            threshold: Duration::from_secs_f64(settings.automatic_extension_threshold / 1000.0),
+            max_hold,
+        };
+        let tsfn = on_lost
+            .build_threadsafe_function::<Outcome>()
+            .callee_handled::<false>()
+            .build()?;
+        let labels = self.labels.clone();
+        let (engine, lock) = (self.engine.clone(), lock.inner.clone());
+        // The watchdog is a task of the engine's runtime, started from the JS thread.
+        let watchdog = napi::bindgen_prelude::within_runtime_if_available(|| {
+            redlock_core::Watchdog::start(engine, lock, watch, settings.to_core(), move |lost| {
+                let error = match lost {
+                    redlock_core::Lost::Failed(error) => error,
+                    redlock_core::Lost::MaxHold => redlock_core::Error::MaxHold,
+                };
+                let outcome = failure(&error, &labels, Operation::Extend);
+                tsfn.call(outcome, ThreadsafeFunctionCallMode::NonBlocking);
+            })
+        });
+        Ok(Watchdog {
+            inner: std::sync::Mutex::new(Some(watchdog)),
+        })
+    }
+
     /// Calls `callback` with every node failure, from any operation, also those that arrive
     /// after the operation was decided. The callback does not keep the process alive.
     #[napi]
@@ -194,6 +248,50 @@ impl Redlock {
     #[napi]
     pub fn quit(&self) {
         self.engine.quit();
+    }
+}
+
+/// Cancels the acquisition it is given to; made by the front door for an `AbortSignal`.
+#[napi]
+pub struct Cancellation {
+    token: redlock_core::CancellationToken,
+}
+
+#[napi]
+impl Cancellation {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Cancellation {
+            token: redlock_core::CancellationToken::new(),
+        }
+    }
+
+    /// Stops the acquisition: it undoes what it set and rejects with `ABORT_ERR`.
+    #[napi]
+    pub fn cancel(&self) {
+        self.token.cancel();
+    }
+}
+
+/// Keeps a lock extended; made by `Redlock#watch`.
+#[napi]
+pub struct Watchdog {
+    inner: std::sync::Mutex<Option<redlock_core::Watchdog>>,
+}
+
+#[napi]
+impl Watchdog {
+    /// Stops extending; resolves once an extension in flight has finished.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn stop<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let watchdog = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        env.spawn_future(async move {
+            if let Some(watchdog) = watchdog {
+                watchdog.stop().await;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -7,7 +7,9 @@ use napi::Result;
 use napi_derive::napi;
 use redlock_core::RetryStrategy;
 
-use crate::args::{bounded, field, integer, invalid_value, object, string, MAX_MS};
+use crate::args::{
+    boolean, bounded, field, integer, invalid_value, object, out_of_range, string, MAX_MS,
+};
 
 /// How a `Redlock` behaves. Every field may be given to the constructor and overridden
 /// per call.
@@ -31,8 +33,15 @@ pub struct Settings {
     /// How long one node may take to answer one request, the connect included, in ms.
     /// It is also never longer than the lock's duration. Default 500.
     pub request_timeout: f64,
-    /// How long before a lock's expiration `using` extends it, in ms. Default 500.
+    /// How long before a lock's expiration `using` extends it, in ms. Default 500; at
+    /// least 100 ms below the lock's duration.
     pub automatic_extension_threshold: f64,
+    /// Whether a waiter wakes as soon as the holder releases (pub/sub notices, default
+    /// `true`) or only polls every `retryDelay` (`false`, for servers without pub/sub).
+    pub wake_on_release: bool,
+    /// The longest an acquisition may wait in all, in ms; it then rejects with
+    /// `AcquireTimeoutError`. Default: no limit but the retries.
+    pub acquire_timeout: Option<f64>,
 }
 
 impl Default for Settings {
@@ -46,6 +55,8 @@ impl Default for Settings {
             max_retry_delay: 5000.0,
             request_timeout: 500.0,
             automatic_extension_threshold: 500.0,
+            wake_on_release: true,
+            acquire_timeout: None,
         }
     }
 }
@@ -91,7 +102,27 @@ impl Settings {
             merged.automatic_extension_threshold =
                 bounded(&v, &at("automaticExtensionThreshold"), 0.0, MAX_MS)?;
         }
+        if let Some(v) = field(&given, "wakeOnRelease")? {
+            merged.wake_on_release = boolean(&v, &at("wakeOnRelease"))?;
+        }
+        if let Some(v) = field(&given, "acquireTimeout")? {
+            merged.acquire_timeout = Some(bounded(&v, &at("acquireTimeout"), 0.0, MAX_MS)?);
+        }
         Ok(merged)
+    }
+
+    /// Refuses an `automaticExtensionThreshold` that leaves less than 100 ms of a lock of
+    /// `duration` ms between two extensions, as node-redlock does.
+    pub fn check_extension_threshold(&self, duration: u64) -> Result<()> {
+        let threshold = self.automatic_extension_threshold;
+        if threshold > duration as f64 - 100.0 {
+            return Err(out_of_range(
+                "settings.automaticExtensionThreshold",
+                &format!("at least 100 ms below the lock's duration ({duration})"),
+                threshold,
+            ));
+        }
+        Ok(())
     }
 
     /// The engine's view of these settings.
@@ -114,6 +145,8 @@ impl Settings {
                 RetryStrategy::Fixed { delay, jitter }
             },
             request_timeout: ms(self.request_timeout / 1000.0),
+            wake_on_release: self.wake_on_release,
+            acquire_timeout: self.acquire_timeout.map(|t| ms(t / 1000.0)),
         }
     }
 }

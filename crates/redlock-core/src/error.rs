@@ -92,6 +92,12 @@ pub enum Error {
     Quorum { attempts: Vec<Attempt> },
     /// An extension found the lock no longer held on a quorum, or already expired.
     LockExpired { attempts: Vec<Attempt> },
+    /// The acquisition was cancelled by its caller.
+    Aborted { attempts: Vec<Attempt> },
+    /// The acquisition's `acquire_timeout` ran out.
+    AcquireTimeout { attempts: Vec<Attempt> },
+    /// A watchdog stopped extending at its maximum hold time and the lock expired.
+    MaxHold,
     /// The `Redlock` was closed with `quit()`.
     Closed,
 }
@@ -103,6 +109,9 @@ impl Error {
             Error::ResourceLocked { .. } => "ERR_REDLOCK_RESOURCE_LOCKED",
             Error::Quorum { .. } => "ERR_REDLOCK_QUORUM",
             Error::LockExpired { .. } => "ERR_REDLOCK_LOCK_EXPIRED",
+            Error::Aborted { .. } => "ABORT_ERR",
+            Error::AcquireTimeout { .. } => "ERR_REDLOCK_ACQUIRE_TIMEOUT",
+            Error::MaxHold => "ERR_REDLOCK_MAX_HOLD",
             Error::Closed => "ERR_REDLOCK_CLOSED",
         }
     }
@@ -112,8 +121,10 @@ impl Error {
         match self {
             Error::ResourceLocked { attempts }
             | Error::Quorum { attempts }
-            | Error::LockExpired { attempts } => attempts,
-            Error::Closed => &[],
+            | Error::LockExpired { attempts }
+            | Error::Aborted { attempts }
+            | Error::AcquireTimeout { attempts } => attempts,
+            Error::MaxHold | Error::Closed => &[],
         }
     }
 }
@@ -134,6 +145,14 @@ impl fmt::Display for Error {
             Error::LockExpired { .. } => f.write_str(
                 "The lock is no longer held on a quorum of nodes (it expired, was released \
                  or was taken over); it cannot be extended.",
+            ),
+            Error::Aborted { .. } => f.write_str("The acquisition was aborted."),
+            Error::AcquireTimeout { .. } => write!(
+                f,
+                "The lock was not acquired within acquireTimeout ({tries} attempt(s))."
+            ),
+            Error::MaxHold => f.write_str(
+                "The lock was held for its maximum hold time; it was no longer extended and expired.",
             ),
             Error::Closed => f.write_str("This Redlock was closed with quit()."),
         }

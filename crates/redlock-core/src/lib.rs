@@ -9,18 +9,26 @@
 //! - [`retry`]: how long to wait between attempts;
 //! - [`node`]: one Redis master, its connection and its per-request timeout;
 //! - [`lane`]: the per-node ordering of one lock's commands;
+//! - [`line`]: the first-come first-served line of this process's acquirers per resource;
+//! - [`notice`]: wake-on-release, the pub/sub notices that end a waiter's wait;
+//! - [`watchdog`]: the task that keeps a lock extended while its holder works;
 //! - [`script`]: the Lua scripts, in the meaning node-redlock gives them;
 //! - [`error`]: every failure, with a stable code.
 
 pub mod error;
 pub mod lane;
+pub mod line;
 pub mod node;
+pub mod notice;
 pub mod quorum;
 pub mod redlock;
 pub mod retry;
 pub mod script;
+pub mod watchdog;
 
 pub use error::{Attempt, Error, NodeError, Vote};
 pub use node::{NodeConfig, NodeConfigError};
 pub use redlock::{Lock, NodeErrorListener, Redlock, Released, Settings};
 pub use retry::RetryStrategy;
+pub use tokio_util::sync::CancellationToken;
+pub use watchdog::{Lost, Watch, Watchdog};

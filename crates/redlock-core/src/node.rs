@@ -202,6 +202,17 @@ impl Node {
         }
     }
 
+    /// Opens a pub/sub connection of its own to this node (for [`crate::notice`]).
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, NodeError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(NodeError::Connection("the Redlock was closed".into()));
+        }
+        self.client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| NodeError::Connection(e.to_string()))
+    }
+
     /// Drops the connection and refuses further requests.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);

@@ -17,10 +17,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Attempt, Error, NodeError, Vote};
 use crate::lane::Lanes;
+use crate::line::Lines;
 use crate::node::{Node, NodeConfig};
+use crate::notice::{self, Notices, Subscription};
 use crate::quorum::{self, Tally};
 use crate::retry::RetryStrategy;
 use crate::script::{self, Script};
@@ -36,6 +39,10 @@ pub struct Settings {
     pub retry: RetryStrategy,
     /// How long one node may take to answer one request, the connect included.
     pub request_timeout: Duration,
+    /// Whether a waiter wakes on release notices (`true`) or only polls on its retry timer.
+    pub wake_on_release: bool,
+    /// How long an acquisition may wait in all, if bounded.
+    pub acquire_timeout: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -49,6 +56,8 @@ impl Default for Settings {
                 jitter: Duration::from_millis(100),
             },
             request_timeout: Duration::from_millis(500),
+            wake_on_release: true,
+            acquire_timeout: None,
         }
     }
 }
@@ -120,6 +129,8 @@ pub struct Redlock {
     /// Tells this client's locks from another's.
     id: u64,
     listener: Mutex<Option<NodeErrorListener>>,
+    lines: Arc<Lines>,
+    notices: Notices,
 }
 
 /// Hands out [`Redlock::id`]s.
@@ -152,8 +163,11 @@ impl Round {
 impl Redlock {
     /// A client over `nodes`. Opens no connection until the first operation.
     pub fn new(nodes: Vec<NodeConfig>) -> Self {
+        let nodes: Vec<Arc<Node>> = nodes.into_iter().map(|c| Arc::new(Node::new(c))).collect();
         Redlock {
-            nodes: nodes.into_iter().map(|c| Arc::new(Node::new(c))).collect(),
+            notices: Notices::new(&nodes),
+            lines: Arc::default(),
+            nodes,
             lanes: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -184,35 +198,126 @@ impl Redlock {
         ttl: Duration,
         settings: &Settings,
     ) -> Result<Arc<Lock>, Error> {
+        self.acquire_cancellable(resources, ttl, settings, &CancellationToken::new())
+            .await
+    }
+
+    /// Acquires a lock on all of `resources` for `ttl`. Stops waiting, and undoes what it
+    /// set, when `cancel` fires or `settings.acquire_timeout` runs out.
+    pub async fn acquire_cancellable(
+        &self,
+        resources: Vec<String>,
+        ttl: Duration,
+        settings: &Settings,
+        cancel: &CancellationToken,
+    ) -> Result<Arc<Lock>, Error> {
         self.check_open()?;
+        if cancel.is_cancelled() {
+            return Err(Error::Aborted { attempts: vec![] });
+        }
         let lock = self.lock_with_value(resources, random_value());
+        let deadline = async {
+            match settings.acquire_timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut attempts = Vec::new();
+        let stopped = tokio::select! {
+            result = self.wait_and_acquire(&lock, ttl, settings, &mut attempts) => {
+                return result.map(|()| lock);
+            }
+            _ = cancel.cancelled() => Error::Aborted { attempts: vec![] },
+            _ = deadline => Error::AcquireTimeout { attempts: vec![] },
+        };
+        // An attempt may have been in flight: undo it on every node, after it (the lanes see
+        // to the order), before answering.
+        let per_node = settings.request_timeout.min(ttl);
+        self.start_round(&lock, &script::RELEASE, "", per_node, answered)
+            .decide(true)
+            .await;
+        Err(match stopped {
+            Error::Aborted { .. } => Error::Aborted { attempts },
+            _ => Error::AcquireTimeout { attempts },
+        })
+    }
+
+    /// The retry loop of [`Redlock::acquire`]: waits for its turn in this client's line,
+    /// then attempts until granted or out of retries. A waiter whose resource is held wakes
+    /// on the holder's release notice, or on its retry timer; only the timer counts against
+    /// `retry_count`, so notices shorten the wait without shortening the retry window.
+    async fn wait_and_acquire(
+        &self,
+        lock: &Arc<Lock>,
+        ttl: Duration,
+        settings: &Settings,
+        attempts: &mut Vec<Attempt>,
+    ) -> Result<(), Error> {
+        let _turn = self.lines.enter(&lock.resources).await;
         let ttl_arg = ttl.as_millis().to_string();
         let per_node = settings.request_timeout.min(ttl);
-        let mut attempts = Vec::new();
-        for retry in 0.. {
+        let mut subscription: Option<Subscription> = None;
+        let (mut retries, mut splits) = (0, 0);
+        loop {
+            self.check_open()?;
+            let seen = subscription.as_ref().map_or(0, Subscription::seen);
             let start = Instant::now();
-            let round = self.start_round(&lock, &script::ACQUIRE, &ttl_arg, per_node, Vote::is_for);
+            let round = self.start_round(lock, &script::ACQUIRE, &ttl_arg, per_node, Vote::is_for);
             let (quorum, record) = round.decide(false).await;
-            let validity = quorum::validity(ttl, start.elapsed(), settings.drift_factor);
+            let elapsed = start.elapsed();
+            let held = record.votes_held() > 0;
+            // Contenders split the nodes and nobody can have won: not a holder to wait for.
+            let split = held && record.votes_for() > 0 && record.votes_held() < record.quorum;
             attempts.push(record);
-            if let (true, Some(validity)) = (quorum, validity) {
-                lock.granted(validity, attempts);
-                return Ok(lock);
+            if let (true, Some(validity)) = (
+                quorum,
+                quorum::validity(ttl, elapsed, settings.drift_factor),
+            ) {
+                lock.granted(validity, std::mem::take(attempts));
+                return Ok(());
             }
             // Undo this attempt on every node, including those that have not answered yet:
-            // their lanes hold the release back until they have.
-            let undo = self.start_round(&lock, &script::RELEASE, "", per_node, answered);
-            match settings.pause_before(retry + 1) {
-                Some(pause) if !self.closed.load(Ordering::SeqCst) => {
-                    tokio::time::sleep(pause).await
-                }
+            // their lanes hold the undo back until they have. An undo publishes nothing, or
+            // contenders that split the nodes would wake each other forever.
+            let undo = self.start_round(lock, &script::RELEASE, "", per_node, answered);
+            if split && splits < MAX_FREE_SPLITS {
+                // After a short random pause, one of the contenders goes first.
+                splits += 1;
+                let pause = elapsed.mul_f64(2.0 * unit_random()) + Duration::from_millis(1);
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            let Some(pause) = settings.pause_before(retries + 1) else {
+                undo.decide(true).await;
+                return Err(acquire_failure(std::mem::take(attempts)));
+            };
+            if held && settings.wake_on_release && subscription.is_none() {
+                let channels = self
+                    .nodes
+                    .iter()
+                    .flat_map(|n| lock.resources.iter().map(|r| notice::channel(&n.key(r))));
+                let mut channels: Vec<String> = channels.collect();
+                channels.sort();
+                channels.dedup();
+                subscription = Some(self.notices.subscribe(channels, per_node).await);
+                // The holder may have let go before we listened: this retry goes at once.
+                retries += 1;
+                continue;
+            }
+            let woken = match &subscription {
+                Some(notices) if held => tokio::select! {
+                    _ = notices.next(seen) => true,
+                    _ = tokio::time::sleep(pause) => false,
+                },
                 _ => {
-                    undo.decide(true).await;
-                    return Err(acquire_failure(attempts));
+                    tokio::time::sleep(pause).await;
+                    false
                 }
+            };
+            if !woken {
+                retries += 1;
             }
         }
-        unreachable!("the retry loop returns")
     }
 
     /// Extends `lock` to expire `ttl` from now, if a quorum still holds it within its
@@ -273,7 +378,7 @@ impl Redlock {
             let round = self.start_round(
                 lock,
                 &script::RELEASE,
-                "",
+                notice::CHANNEL_PREFIX,
                 settings.request_timeout,
                 answered,
             );
@@ -315,6 +420,7 @@ impl Redlock {
             node.close();
         }
         self.set_node_error_listener(None);
+        self.notices.close();
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -356,14 +462,14 @@ impl Redlock {
         &self,
         lock: &Lock,
         script: &'static Script,
-        ttl_arg: &str,
+        arg: &str,
         per_node: Duration,
         counts: fn(&Vote) -> bool,
     ) -> Round {
         let (tx, votes) = mpsc::unbounded_channel();
         let mut args = vec![lock.value.clone()];
-        if !ttl_arg.is_empty() {
-            args.push(ttl_arg.to_owned());
+        if !arg.is_empty() {
+            args.push(arg.to_owned());
         }
         let args: Arc<[String]> = args.into();
         let listener = self
@@ -409,6 +515,14 @@ impl Redlock {
     }
 }
 
+/// Split rounds retried at once, before they count against `retry_count` like any other.
+const MAX_FREE_SPLITS: u32 = 16;
+
+/// A uniform random number in `[0, 1)`.
+fn unit_random() -> f64 {
+    (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// For a release, every node that answered counts, whether or not it still held the lock.
 fn answered(vote: &Vote) -> bool {
     !matches!(vote, Vote::Failed(_))
@@ -432,7 +546,8 @@ fn random_value() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now_ms() -> u64 {
+/// Wall-clock time in ms since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

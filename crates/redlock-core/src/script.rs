@@ -67,6 +67,8 @@ return #KEYS
 
 /// Compare-and-delete: deletes each key that still holds ARGV[1]. Answers how many it
 /// deleted, so that a caller can tell a node that still held the lock from one that did not.
+/// With a channel prefix in ARGV[2], it announces each deletion on prefix..key, which wakes
+/// the waiters of [`crate::notice`]; the undo of a failed attempt passes none.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -74,6 +76,9 @@ local deleted = 0
 for _, key in ipairs(KEYS) do
   if redis.call("GET", key) == ARGV[1] then
     redis.call("DEL", key)
+    if ARGV[2] and ARGV[2] ~= "" then
+      redis.call("PUBLISH", ARGV[2] .. key, "")
+    end
     deleted = deleted + 1
   end
 end

@@ -1,0 +1,147 @@
+//! The line of this client's acquirers for one set of resources: first come, first served.
+//!
+//! Only the acquirer at the head of the line sends attempts; the others wait for their turn
+//! without touching the nodes. So a process never stampedes itself when a lock it waits for
+//! is released, and a holder that releases and asks again at once queues behind the
+//! acquirers that were already waiting, instead of jumping ahead of them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+/// The lines of one client, by resource set.
+#[derive(Default)]
+pub struct Lines {
+    lines: Mutex<HashMap<String, VecDeque<oneshot::Sender<Turn>>>>,
+}
+
+/// The head of a line. Dropping it lets the next acquirer in that line go.
+pub struct Turn {
+    /// `None` only while a turn that nobody took is being discarded.
+    line: Option<(Arc<Lines>, String)>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some((lines, key)) = self.line.take() {
+            pass(&lines, &key);
+        }
+    }
+}
+
+impl Lines {
+    /// Joins the line for `resources` and waits until this acquirer is at its head.
+    /// Dropping the returned future leaves the line.
+    pub async fn enter(self: &Arc<Self>, resources: &[String]) -> Turn {
+        let key = resources.join("\u{0}");
+        let waiting = {
+            let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+            match lines.get_mut(&key) {
+                None => {
+                    lines.insert(key.clone(), VecDeque::new());
+                    None
+                }
+                Some(line) => {
+                    let (tx, rx) = oneshot::channel();
+                    line.push_back(tx);
+                    Some(rx)
+                }
+            }
+        };
+        match waiting {
+            None => Turn {
+                line: Some((self.clone(), key)),
+            },
+            // The previous head hands its turn over; the line outlives every waiter, so the
+            // sender is never dropped without sending.
+            Some(rx) => rx.await.expect("a turn is always handed over"),
+        }
+    }
+}
+
+/// Hands the turn for `key` to the next acquirer still waiting, or closes the line.
+fn pass(lines: &Arc<Lines>, key: &str) {
+    let mut map = lines.lines.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let Some(line) = map.get_mut(key) else { return };
+        let Some(next) = line.pop_front() else {
+            map.remove(key);
+            return;
+        };
+        let turn = Turn {
+            line: Some((lines.clone(), key.to_owned())),
+        };
+        match next.send(turn) {
+            Ok(()) => return,
+            // That acquirer left the line. Discard the turn without its Drop, which would
+            // take the lock we hold, and offer it to the one after.
+            Err(mut turn) => {
+                turn.line = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn acquirers_get_their_turn_first_come_first_served() {
+        let lines = Arc::new(Lines::default());
+        let resources = vec!["r".to_owned()];
+        let first = lines.enter(&resources).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for n in 0..3 {
+            let (lines, resources, order) = (lines.clone(), resources.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let _turn = lines.enter(&resources).await;
+                order.lock().unwrap().push(n);
+            }));
+            tokio::task::yield_now().await;
+        }
+        drop(first);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
+        assert!(
+            lines.lines.lock().unwrap().is_empty(),
+            "an empty line is closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_acquirer_that_leaves_the_line_does_not_block_it() {
+        let lines = Arc::new(Lines::default());
+        let resources = vec!["r".to_owned()];
+        let first = lines.enter(&resources).await;
+        let (l, r) = (lines.clone(), resources.clone());
+        let leaver = tokio::spawn(async move { l.enter(&r).await });
+        tokio::task::yield_now().await;
+        leaver.abort();
+        let _ = leaver.await;
+        let (l, r) = (lines.clone(), resources.clone());
+        let next = tokio::spawn(async move { drop(l.enter(&r).await) });
+        tokio::task::yield_now().await;
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(5), next)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn different_resources_stand_in_different_lines() {
+        let lines = Arc::new(Lines::default());
+        let _a = lines.enter(&["a".to_owned()]).await;
+        let b = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            lines.enter(&["b".to_owned()]),
+        )
+        .await;
+        assert!(b.is_ok());
+    }
+}
