@@ -1,4 +1,4 @@
-//! The line of this client's acquirers for one set of resources: first come, first served.
+//! The line of this process's acquirers for one set of resources: first come, first served.
 //!
 //! Only the acquirer at the head of the line sends attempts; the others wait for their turn
 //! without touching the nodes. So a process never stampedes itself when a lock it waits for
@@ -6,15 +6,19 @@
 //! acquirers that were already waiting, instead of jumping ahead of them.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use tokio::sync::oneshot;
 
-/// The lines of one client, by resource set.
+/// Lines by name (see [`crate::redlock`]: the servers and the resources).
 #[derive(Default)]
 pub struct Lines {
     lines: Mutex<HashMap<String, VecDeque<oneshot::Sender<Turn>>>>,
 }
+
+/// The lines of this process: every client that locks the same resources on the same
+/// servers stands in the same line.
+static PROCESS: LazyLock<Arc<Lines>> = LazyLock::new(Arc::default);
 
 /// The head of a line. Dropping it lets the next acquirer in that line go.
 pub struct Turn {
@@ -31,10 +35,15 @@ impl Drop for Turn {
 }
 
 impl Lines {
-    /// Joins the line for `resources` and waits until this acquirer is at its head.
+    /// The lines shared by the whole process.
+    pub fn of_process() -> Arc<Lines> {
+        PROCESS.clone()
+    }
+
+    /// Joins the line called `name` and waits until this acquirer is at its head.
     /// Dropping the returned future leaves the line.
-    pub async fn enter(self: &Arc<Self>, resources: &[String]) -> Turn {
-        let key = resources.join("\u{0}");
+    pub async fn enter(self: &Arc<Self>, name: &str) -> Turn {
+        let key = name.to_owned();
         let waiting = {
             let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
             match lines.get_mut(&key) {
@@ -90,7 +99,7 @@ mod tests {
     #[tokio::test]
     async fn acquirers_get_their_turn_first_come_first_served() {
         let lines = Arc::new(Lines::default());
-        let resources = vec!["r".to_owned()];
+        let resources = "r".to_owned();
         let first = lines.enter(&resources).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut waiters = Vec::new();
@@ -116,7 +125,7 @@ mod tests {
     #[tokio::test]
     async fn an_acquirer_that_leaves_the_line_does_not_block_it() {
         let lines = Arc::new(Lines::default());
-        let resources = vec!["r".to_owned()];
+        let resources = "r".to_owned();
         let first = lines.enter(&resources).await;
         let (l, r) = (lines.clone(), resources.clone());
         let leaver = tokio::spawn(async move { l.enter(&r).await });
@@ -136,12 +145,8 @@ mod tests {
     #[tokio::test]
     async fn different_resources_stand_in_different_lines() {
         let lines = Arc::new(Lines::default());
-        let _a = lines.enter(&["a".to_owned()]).await;
-        let b = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            lines.enter(&["b".to_owned()]),
-        )
-        .await;
+        let _a = lines.enter("a").await;
+        let b = tokio::time::timeout(std::time::Duration::from_secs(5), lines.enter("b")).await;
         assert!(b.is_ok());
     }
 }

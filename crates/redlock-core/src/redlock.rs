@@ -166,7 +166,7 @@ impl Redlock {
         let nodes: Vec<Arc<Node>> = nodes.into_iter().map(|c| Arc::new(Node::new(c))).collect();
         Redlock {
             notices: Notices::new(&nodes),
-            lines: Arc::default(),
+            lines: Lines::of_process(),
             nodes,
             lanes: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
@@ -253,7 +253,7 @@ impl Redlock {
         settings: &Settings,
         attempts: &mut Vec<Attempt>,
     ) -> Result<(), Error> {
-        let _turn = self.lines.enter(&lock.resources).await;
+        let _turn = self.lines.enter(&self.line_name(&lock.resources)).await;
         let ttl_arg = ttl.as_millis().to_string();
         let per_node = settings.request_timeout.min(ttl);
         let mut subscription: Option<Subscription> = None;
@@ -421,6 +421,16 @@ impl Redlock {
         }
         self.set_node_error_listener(None);
         self.notices.close();
+    }
+
+    /// The name of the line for `resources` on these nodes: shared by every client of this
+    /// process that locks the same resources on the same servers.
+    fn line_name(&self, resources: &[String]) -> String {
+        let mut name: Vec<String> = self.nodes.iter().map(|n| n.label().to_owned()).collect();
+        name.sort();
+        name.push(String::new());
+        name.extend(resources.iter().map(|r| self.nodes[0].key(r)));
+        name.join("\u{0}")
     }
 
     fn check_open(&self) -> Result<(), Error> {
