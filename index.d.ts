@@ -49,6 +49,36 @@ export interface Settings {
   readonly requestTimeout: number
   /** How long before expiration `using` extends the lock, ms. Default 500. */
   readonly automaticExtensionThreshold: number
+  /** Wake a waiter as soon as the holder releases (default `true`), or only poll (`false`). */
+  readonly wakeOnRelease: boolean
+  /** The longest an acquisition may wait in all, ms. Default: only the retries bound it. */
+  readonly acquireTimeout?: number
+}
+
+/** Per-call settings: any of the settings, and for acquisitions an `AbortSignal`. */
+export interface CallSettings extends Partial<Settings> {
+  /** Aborting it stops the acquisition, which rejects with `AbortError`. */
+  signal?: AbortSignal
+}
+
+/** What `autoExtend` needs to know. */
+export interface AutoExtendOptions {
+  /** Each extension's duration, ms. */
+  duration: number
+  /** `automaticExtensionThreshold` and the extension's retry settings. */
+  settings?: Partial<Settings>
+  /** Stop extending after this many ms in all, so a hung holder cannot keep the lock. */
+  maxHold?: number
+  /** Called once if the lock is lost (or `maxHold` is reached), with the reason. */
+  onLost?: (error: ExecutionError) => void
+}
+
+/** A running auto-extension. */
+export interface AutoExtension {
+  /** Aborts, with `signal.error` set, when the lock is lost. */
+  readonly signal: RedlockAbortSignal
+  /** Stops extending; resolves once an extension in flight has finished. */
+  stop(): Promise<void>
 }
 
 /** One attempt's votes, as node-redlock v5 reports them. Nodes are named `host:port/db`. */
@@ -93,6 +123,22 @@ export class RedlockClosedError extends ExecutionError {
   constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
 }
 
+/** The lock was not acquired within `acquireTimeout`. */
+export class AcquireTimeoutError extends ExecutionError {
+  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+}
+
+/** An auto-extension reached its `maxHold` and let the lock expire. */
+export class MaxHoldError extends ExecutionError {
+  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+}
+
+/** An acquisition stopped by its `signal`; `cause` is the signal's reason. */
+export class AbortError extends Error {
+  readonly code: 'ABORT_ERR'
+  constructor(message?: string, options?: { cause?: unknown })
+}
+
 /** node-redlock v4's name for ExecutionError. */
 export { ExecutionError as LockError }
 
@@ -111,6 +157,12 @@ export class Lock {
   readonly attempts: ReadonlyArray<ExecutionStats>
   /** Wall-clock instant (ms since the epoch) at which the validity ends; 0 once released. */
   readonly expiration: number
+  /** Ms of validity left, 0 once expired or released; no round trip. */
+  readonly timeLeft: number
+  /** Whether the validity has not ended; no round trip. */
+  readonly valid: boolean
+  /** Keeps the lock extended from the engine until `stop()`, `release()`, loss or `maxHold`. */
+  autoExtend(options: AutoExtendOptions): AutoExtension
   release(settings?: Partial<Settings>): Promise<ReleaseResult>
   extend(duration: number, settings?: Partial<Settings>): Promise<Lock>
   /** node-redlock v4. */
@@ -125,7 +177,7 @@ export default class Redlock extends EventEmitter {
   /** The nodes, as `host:port/db`. */
   readonly nodes: string[]
 
-  acquire(resources: string | string[], duration: number, settings?: Partial<Settings>): Promise<Lock>
+  acquire(resources: string | string[], duration: number, settings?: CallSettings): Promise<Lock>
   acquire(resources: string | string[], duration: number, callback: Callback<Lock>): Promise<Lock>
   release(lock: Lock, settings?: Partial<Settings>): Promise<ReleaseResult>
   release(lock: Lock, callback: Callback<ReleaseResult>): Promise<ReleaseResult>
@@ -134,7 +186,7 @@ export default class Redlock extends EventEmitter {
   using<T>(
     resources: string | string[],
     duration: number,
-    settings: Partial<Settings>,
+    settings: CallSettings,
     routine: (signal: RedlockAbortSignal) => Promise<T>,
   ): Promise<T>
   using<T>(
@@ -143,6 +195,8 @@ export default class Redlock extends EventEmitter {
     routine: (signal: RedlockAbortSignal) => Promise<T>,
   ): Promise<T>
   quit(callback?: Callback<void>): Promise<void>
+  /** Keeps `lock` extended from the engine; see `Lock#autoExtend`. */
+  autoExtend(lock: Lock, options: AutoExtendOptions): AutoExtension
 
   /** The original design: acquire `resource` for `ttl` ms. */
   acquireLock(resource: string | string[], ttl: number): Promise<Lock>
@@ -167,6 +221,9 @@ export default class Redlock extends EventEmitter {
   static readonly LockExpiredError: typeof LockExpiredError
   static readonly RedlockClosedError: typeof RedlockClosedError
   static readonly LockError: typeof ExecutionError
+  static readonly AcquireTimeoutError: typeof AcquireTimeoutError
+  static readonly MaxHoldError: typeof MaxHoldError
+  static readonly AbortError: typeof AbortError
 }
 
 export { Redlock }

@@ -1,6 +1,22 @@
 // Type-checked (never run) by `npm test`: each API shape of index.d.ts as a user writes it.
 import Redlock, { ExecutionError, Lock, LockError, ResourceLockedError, type Settings } from '../..'
-import type { ExecutionStats, RedlockAbortSignal, ReleaseResult } from '../..'
+import type { AutoExtension, ExecutionStats, RedlockAbortSignal, ReleaseResult } from '../..'
+import { AbortError, AcquireTimeoutError, MaxHoldError } from '../..'
+
+async function waiting(redlock: Redlock): Promise<boolean> {
+  const controller = new AbortController()
+  try {
+    const lock = await redlock.acquire('r', 1000, { signal: controller.signal, acquireTimeout: 500, wakeOnRelease: true })
+    const watch: AutoExtension = lock.autoExtend({ duration: 1000, maxHold: 60_000, onLost: (e) => console.log(e.code) })
+    watch.signal.addEventListener('abort', () => console.log(watch.signal.error))
+    await watch.stop()
+    return lock.valid && lock.timeLeft > 0
+  } catch (error) {
+    if (error instanceof AbortError) return error.code === 'ABORT_ERR'
+    if (error instanceof AcquireTimeoutError || error instanceof MaxHoldError) return false
+    throw error
+  }
+}
 
 async function v5(redlock: Redlock): Promise<number> {
   const lock: Lock = await redlock.acquire(['a', 'b'], 5000, { retryCount: 3, retryStrategy: 'exponential' })
@@ -44,4 +60,4 @@ const clients = ['redis://127.0.0.1:6379', { host: '127.0.0.1', port: 6380, keyP
 const redlock = new Redlock(clients, { driftFactor: 0.01, retryCount: -1, requestTimeout: 100 })
 const settings: Settings = redlock.settings
 const Default: typeof Redlock = Redlock.default
-void [v5, v4, original, settings, Default, Redlock.Lock, Redlock.ExecutionError]
+void [v5, v4, original, waiting, settings, Default, Redlock.Lock, Redlock.ExecutionError]

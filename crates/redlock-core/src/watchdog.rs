@@ -66,25 +66,24 @@ impl Watchdog {
                         return on_lost(Lost::Failed(error));
                     }
                 }
+                // Sleep until the next extension is due.
+                tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    _ = tokio::time::sleep(left.saturating_sub(watch.threshold)) => {}
+                }
+                // Past the maximum hold time less the threshold, no more extensions (one
+                // shorter than the threshold would be due again at once): the lock lapses.
                 let hold_left = watch
                     .max_hold
                     .map(|max| max.saturating_sub(started.elapsed()));
-                // Sleep until the next extension is due, or until the lock lapses when
-                // the maximum hold time allows no more.
-                let (wait, extend) = match hold_left {
-                    Some(h) if h.is_zero() => (left, false),
-                    _ => (left.saturating_sub(watch.threshold), true),
-                };
-                tokio::select! {
-                    _ = stopped.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
+                if hold_left.is_some_and(|h| h <= watch.threshold) {
+                    let left = Duration::from_millis(lock.expiration().saturating_sub(now_ms()));
+                    tokio::select! {
+                        _ = stopped.cancelled() => return,
+                        _ = tokio::time::sleep(left) => return on_lost(Lost::MaxHold),
+                    }
                 }
-                if !extend {
-                    return on_lost(Lost::MaxHold);
-                }
-                let ttl = hold_left.map_or(watch.ttl, |h| {
-                    watch.ttl.min(h.max(Duration::from_millis(1)))
-                });
+                let ttl = hold_left.map_or(watch.ttl, |h| watch.ttl.min(h));
                 match redlock.extend(&lock, ttl, &settings).await {
                     Ok(()) => {}
                     Err(error @ (Error::LockExpired { .. } | Error::Closed)) => {
