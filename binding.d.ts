@@ -22,6 +22,8 @@ export declare class Lock {
   get resources(): Array<string>
   /** The random value stored under every key (the lock's id). */
   get value(): string
+  /** The fencing token taken with the lock (with the `fencing` setting), else undefined. */
+  get fencingToken(): bigint | null
   /**
    * The wall-clock instant (ms since the Unix epoch) at which the lock's validity ends;
    * 0 once released.
@@ -167,6 +169,12 @@ export interface Settings {
    * `AcquireTimeoutError`. Default: no limit but the retries.
    */
   acquireTimeout?: number
+  /**
+   * Whether each acquisition also takes a fencing token (`lock.fencingToken`, a bigint
+   * that grows with every acquisition of a resource), at the cost of one more round trip.
+   * Default `false`.
+   */
+  fencing: boolean
 }
 
 /** One node's vote against. */

@@ -49,6 +49,8 @@ export interface Settings {
   readonly requestTimeout: number
   /** How long before expiration `using` extends the lock, ms. Default 500. */
   readonly automaticExtensionThreshold: number
+  /** Take a fencing token with every acquisition (`lock.fencingToken`). Default `false`. */
+  readonly fencing: boolean
   /** Wake a waiter as soon as the holder releases (default `true`), or only poll (`false`). */
   readonly wakeOnRelease: boolean
   /** The longest an acquisition may wait in all, ms. Default: only the retries bound it. */
@@ -157,6 +159,8 @@ export class Lock {
   readonly attempts: ReadonlyArray<ExecutionStats>
   /** Wall-clock instant (ms since the epoch) at which the validity ends; 0 once released. */
   readonly expiration: number
+  /** With `fencing: true`: a token that grows with every acquisition of the resource. */
+  readonly fencingToken: bigint | undefined
   /** Ms of validity left, 0 once expired or released; no round trip. */
   readonly timeLeft: number
   /** Whether the validity has not ended; no round trip. */

@@ -175,6 +175,11 @@ class Lock {
     return this.#native.expiration
   }
 
+  /** The fencing token (a bigint) when acquired with `fencing: true`; extensions keep it. */
+  get fencingToken() {
+    return this.#native.fencingToken ?? undefined
+  }
+
   /** How many ms of validity are left (0 once expired or released); no round trip. */
   get timeLeft() {
     return Math.max(0, this.expiration - Date.now())

@@ -11,7 +11,7 @@ mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Function, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{BigInt, Function, PromiseRaw, Unknown};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -324,6 +324,12 @@ impl Lock {
     #[napi(getter)]
     pub fn value(&self) -> String {
         self.inner.value.clone()
+    }
+
+    /// The fencing token taken with the lock (with the `fencing` setting), else undefined.
+    #[napi(getter)]
+    pub fn fencing_token(&self) -> Option<BigInt> {
+        self.inner.fencing_token().map(BigInt::from)
     }
 
     /// The wall-clock instant (ms since the Unix epoch) at which the lock's validity ends;

@@ -42,6 +42,10 @@ pub struct Settings {
     /// The longest an acquisition may wait in all, in ms; it then rejects with
     /// `AcquireTimeoutError`. Default: no limit but the retries.
     pub acquire_timeout: Option<f64>,
+    /// Whether each acquisition also takes a fencing token (`lock.fencingToken`, a bigint
+    /// that grows with every acquisition of a resource), at the cost of one more round trip.
+    /// Default `false`.
+    pub fencing: bool,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             automatic_extension_threshold: 500.0,
             wake_on_release: true,
             acquire_timeout: None,
+            fencing: false,
         }
     }
 }
@@ -105,6 +110,9 @@ impl Settings {
         if let Some(v) = field(&given, "wakeOnRelease")? {
             merged.wake_on_release = boolean(&v, &at("wakeOnRelease"))?;
         }
+        if let Some(v) = field(&given, "fencing")? {
+            merged.fencing = boolean(&v, &at("fencing"))?;
+        }
         if let Some(v) = field(&given, "acquireTimeout")? {
             merged.acquire_timeout = Some(bounded(&v, &at("acquireTimeout"), 0.0, MAX_MS)?);
         }
@@ -147,6 +155,7 @@ impl Settings {
             request_timeout: ms(self.request_timeout / 1000.0),
             wake_on_release: self.wake_on_release,
             acquire_timeout: self.acquire_timeout.map(|t| ms(t / 1000.0)),
+            fencing: self.fencing,
         }
     }
 }

@@ -6,11 +6,12 @@ import { AbortError, AcquireTimeoutError, MaxHoldError } from '../..'
 async function waiting(redlock: Redlock): Promise<boolean> {
   const controller = new AbortController()
   try {
-    const lock = await redlock.acquire('r', 1000, { signal: controller.signal, acquireTimeout: 500, wakeOnRelease: true })
+    const lock = await redlock.acquire('r', 1000, { signal: controller.signal, acquireTimeout: 500, wakeOnRelease: true, fencing: true })
     const watch: AutoExtension = lock.autoExtend({ duration: 1000, maxHold: 60_000, onLost: (e) => console.log(e.code) })
     watch.signal.addEventListener('abort', () => console.log(watch.signal.error))
     await watch.stop()
-    return lock.valid && lock.timeLeft > 0
+    const token: bigint | undefined = lock.fencingToken
+    return lock.valid && lock.timeLeft > 0 && token !== 0n
   } catch (error) {
     if (error instanceof AbortError) return error.code === 'ABORT_ERR'
     if (error instanceof AcquireTimeoutError || error instanceof MaxHoldError) return false

@@ -8,6 +8,7 @@
 //! - [`quorum`]: who must agree, how votes are counted, and how long a grant stays valid;
 //! - [`retry`]: how long to wait between attempts;
 //! - [`node`]: one Redis master, its connection and its per-request timeout;
+//! - [`fence`]: fencing tokens, monotonic per resource across quorums;
 //! - [`lane`]: the per-node ordering of one lock's commands;
 //! - [`line`]: the first-come first-served line of this process's acquirers per resource;
 //! - [`notice`]: wake-on-release, the pub/sub notices that end a waiter's wait;
@@ -16,6 +17,7 @@
 //! - [`error`]: every failure, with a stable code.
 
 pub mod error;
+pub mod fence;
 pub mod lane;
 pub mod line;
 pub mod node;

@@ -123,6 +123,14 @@ impl NodeConfig {
     }
 }
 
+/// A script's answer: how many keys it acted on, and for a fenced acquisition the node's
+/// highest fencing counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub count: i64,
+    pub counter: Option<i64>,
+}
+
 /// One Redis master and its shared connection.
 ///
 /// A timeout does not drop the connection: commands already written to a paused node run
@@ -178,7 +186,7 @@ impl Node {
         script: &Script,
         keys: &[String],
         args: &[String],
-    ) -> Result<i64, NodeError> {
+    ) -> Result<Answer, NodeError> {
         let (serial, mut conn) = self.connection().await?;
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);
@@ -189,7 +197,17 @@ impl Node {
             answer = conn.send_packed_command(&cmd).await;
         }
         match answer {
-            Ok(redis::Value::Int(n)) => Ok(n),
+            Ok(redis::Value::Int(count)) => Ok(Answer {
+                count,
+                counter: None,
+            }),
+            Ok(redis::Value::Array(items)) => match items.as_slice() {
+                [redis::Value::Int(count), redis::Value::Int(counter)] => Ok(Answer {
+                    count: *count,
+                    counter: Some(*counter),
+                }),
+                _ => Err(NodeError::Server(format!("unexpected answer {items:?}"))),
+            },
             Ok(redis::Value::ServerError(e)) => Err(NodeError::Server(e.to_string())),
             Ok(other) => Err(NodeError::Server(format!("unexpected answer {other:?}"))),
             Err(e)

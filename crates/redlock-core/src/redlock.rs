@@ -12,14 +12,18 @@
 //! parallel, votes counted as they arrive, stragglers left to finish on their own.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Attempt, Error, NodeError, Vote};
+use crate::fence;
 use crate::lane::Lanes;
 use crate::line::Lines;
 use crate::node::{Node, NodeConfig};
@@ -43,6 +47,8 @@ pub struct Settings {
     pub wake_on_release: bool,
     /// How long an acquisition may wait in all, if bounded.
     pub acquire_timeout: Option<Duration>,
+    /// Whether an acquisition also takes a fencing token ([`crate::fence`]).
+    pub fencing: bool,
 }
 
 impl Default for Settings {
@@ -58,6 +64,7 @@ impl Default for Settings {
             request_timeout: Duration::from_millis(500),
             wake_on_release: true,
             acquire_timeout: None,
+            fencing: false,
         }
     }
 }
@@ -83,12 +90,18 @@ pub struct Lock {
     lanes: Arc<Lanes>,
     /// The [`Redlock`] that made it: a lock's lanes are only meaningful to its own nodes.
     owner: u64,
+    fencing_token: OnceLock<i64>,
 }
 
 impl Lock {
     /// The wall-clock instant (ms since the Unix epoch) at which the lock's validity ends.
     pub fn expiration(&self) -> u64 {
         self.expiration.load(Ordering::SeqCst)
+    }
+
+    /// The fencing token taken with the lock, when fencing was on. Extensions keep it.
+    pub fn fencing_token(&self) -> Option<i64> {
+        self.fencing_token.get().copied()
     }
 
     /// The attempts of the operation that last granted or extended this lock.
@@ -138,17 +151,61 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One fan-out in flight: the votes arrive on `votes` as the nodes answer.
 struct Round {
-    votes: mpsc::UnboundedReceiver<(usize, Vote)>,
+    votes: mpsc::UnboundedReceiver<(usize, Vote, Option<i64>)>,
     tally: Tally,
     record: Attempt,
     counts: fn(&Vote) -> bool,
 }
 
+/// A decided round: whether the quorum was reached, the votes, and the highest fencing
+/// counter among the nodes that voted for.
+struct Decided {
+    quorum: bool,
+    record: Attempt,
+    highest_counter: Option<i64>,
+}
+
+/// What one attempt came to.
+struct Tried {
+    granted: bool,
+    /// Some node answered that another holder has the keys.
+    held: bool,
+    /// Contenders split the nodes and nobody can have won.
+    split: bool,
+    elapsed: Duration,
+    /// The undo of a failed attempt, under way.
+    undo: Option<Round>,
+}
+
+impl Tried {
+    /// Waits until the undo of a failed attempt has reached every node (or timed out).
+    async fn settle(self) {
+        if let Some(undo) = self.undo {
+            undo.decide(true).await;
+        }
+    }
+}
+
+/// Which keys a round's script gets on each node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// The lock's keys.
+    Lock,
+    /// The lock's keys, then their fencing counters.
+    LockThenCounters,
+    /// The fencing counters only.
+    Counters,
+}
+
 impl Round {
     /// Waits until the round is decided, or until every node answered when `all` is set.
     /// Returns whether the quorum was reached, and the record of the votes so far.
-    async fn decide(mut self, all: bool) -> (bool, Attempt) {
-        while let Some((node, vote)) = self.votes.recv().await {
+    async fn decide(mut self, all: bool) -> Decided {
+        let mut highest_counter = None;
+        while let Some((node, vote, counter)) = self.votes.recv().await {
+            if vote.is_for() {
+                highest_counter = highest_counter.max(counter);
+            }
             self.tally.count((self.counts)(&vote));
             self.record.votes.push((node, vote));
             let heard = self.tally.votes_for + self.tally.votes_against;
@@ -156,7 +213,11 @@ impl Round {
                 break;
             }
         }
-        (self.tally.decision() == Some(true), self.record)
+        Decided {
+            quorum: self.tally.decision() == Some(true),
+            record: self.record,
+            highest_counter,
+        }
     }
 }
 
@@ -233,7 +294,7 @@ impl Redlock {
         // An attempt may have been in flight: undo it on every node, after it (the lanes see
         // to the order), before answering.
         let per_node = settings.request_timeout.min(ttl);
-        self.start_round(&lock, &script::RELEASE, "", per_node, answered)
+        self.start_round(&lock, &script::RELEASE, &[], Keys::Lock, per_node, answered)
             .decide(true)
             .await;
         Err(match stopped {
@@ -242,10 +303,12 @@ impl Redlock {
         })
     }
 
-    /// The retry loop of [`Redlock::acquire`]: waits for its turn in this client's line,
-    /// then attempts until granted or out of retries. A waiter whose resource is held wakes
-    /// on the holder's release notice, or on its retry timer; only the timer counts against
-    /// `retry_count`, so notices shorten the wait without shortening the retry window.
+    /// The retry loop of [`Redlock::acquire`]. An acquirer first stands in this process's
+    /// line for its resources; while others are ahead of it, it attempts only when its own
+    /// retry timer fires, so the line never stretches its retry window. At the head of the
+    /// line it attempts at once, then whenever the holder's release notice arrives or its
+    /// timer fires. Only the timer counts against `retry_count`: notices shorten the wait,
+    /// never the retry window.
     async fn wait_and_acquire(
         &self,
         lock: &Arc<Lock>,
@@ -253,59 +316,70 @@ impl Redlock {
         settings: &Settings,
         attempts: &mut Vec<Attempt>,
     ) -> Result<(), Error> {
-        let _turn = self.lines.enter(&self.line_name(&lock.resources)).await;
-        let ttl_arg = ttl.as_millis().to_string();
-        let per_node = settings.request_timeout.min(ttl);
+        let name = self.line_name(&lock.resources);
+        let entering = self.lines.enter(&name);
+        tokio::pin!(entering);
+        let mut retries = 0;
+        let _turn = loop {
+            if let Poll::Ready(turn) = poll_once(entering.as_mut()).await {
+                break turn;
+            }
+            let Some(pause) = settings.pause_before(retries + 1) else {
+                // No retry left while others are ahead: one last look, unless a timer
+                // attempt was just made.
+                if retries == 0 {
+                    let tried = self.attempt(lock, ttl, settings, attempts).await;
+                    if tried.granted {
+                        return Ok(());
+                    }
+                    tried.settle().await;
+                }
+                return Err(acquire_failure(std::mem::take(attempts)));
+            };
+            tokio::select! {
+                turn = &mut entering => break turn,
+                _ = tokio::time::sleep(pause) => {
+                    retries += 1;
+                    self.check_open()?;
+                    if self.attempt(lock, ttl, settings, attempts).await.granted {
+                        return Ok(());
+                    }
+                }
+            }
+        };
         let mut subscription: Option<Subscription> = None;
-        let (mut retries, mut splits) = (0, 0);
+        let mut splits = 0;
         loop {
             self.check_open()?;
             let seen = subscription.as_ref().map_or(0, Subscription::seen);
-            let start = Instant::now();
-            let round = self.start_round(lock, &script::ACQUIRE, &ttl_arg, per_node, Vote::is_for);
-            let (quorum, record) = round.decide(false).await;
-            let elapsed = start.elapsed();
-            let held = record.votes_held() > 0;
-            // Contenders split the nodes and nobody can have won: not a holder to wait for.
-            let split = held && record.votes_for() > 0 && record.votes_held() < record.quorum;
-            attempts.push(record);
-            if let (true, Some(validity)) = (
-                quorum,
-                quorum::validity(ttl, elapsed, settings.drift_factor),
-            ) {
-                lock.granted(validity, std::mem::take(attempts));
+            let tried = self.attempt(lock, ttl, settings, attempts).await;
+            if tried.granted {
                 return Ok(());
             }
-            // Undo this attempt on every node, including those that have not answered yet:
-            // their lanes hold the undo back until they have. An undo publishes nothing, or
-            // contenders that split the nodes would wake each other forever.
-            let undo = self.start_round(lock, &script::RELEASE, "", per_node, answered);
-            if split && splits < MAX_FREE_SPLITS {
-                // After a short random pause, one of the contenders goes first.
+            if tried.split && splits < MAX_FREE_SPLITS {
+                // Contenders split the nodes and nobody won: after a short random pause,
+                // one of them goes first.
                 splits += 1;
-                let pause = elapsed.mul_f64(2.0 * unit_random()) + Duration::from_millis(1);
+                let pause = tried.elapsed.mul_f64(2.0 * unit_random()) + Duration::from_millis(1);
                 tokio::time::sleep(pause).await;
                 continue;
             }
-            let Some(pause) = settings.pause_before(retries + 1) else {
-                undo.decide(true).await;
-                return Err(acquire_failure(std::mem::take(attempts)));
-            };
-            if held && settings.wake_on_release && subscription.is_none() {
-                let channels = self
-                    .nodes
-                    .iter()
-                    .flat_map(|n| lock.resources.iter().map(|r| notice::channel(&n.key(r))));
-                let mut channels: Vec<String> = channels.collect();
-                channels.sort();
-                channels.dedup();
-                subscription = Some(self.notices.subscribe(channels, per_node).await);
-                // The holder may have let go before we listened: this retry goes at once.
-                retries += 1;
+            let retry_left = settings.retry_count.is_none_or(|count| retries < count);
+            if tried.held && settings.wake_on_release && subscription.is_none() && retry_left {
+                subscription = Some(
+                    self.subscribe(lock, settings.request_timeout.min(ttl))
+                        .await,
+                );
+                // The holder may have let go before we listened: look again at once. This
+                // look is not a retry; it is what the notice would have caused.
                 continue;
             }
+            let Some(pause) = settings.pause_before(retries + 1) else {
+                tried.settle().await;
+                return Err(acquire_failure(std::mem::take(attempts)));
+            };
             let woken = match &subscription {
-                Some(notices) if held => tokio::select! {
+                Some(notices) if tried.held => tokio::select! {
                     _ = notices.next(seen) => true,
                     _ = tokio::time::sleep(pause) => false,
                 },
@@ -318,6 +392,95 @@ impl Redlock {
                 retries += 1;
             }
         }
+    }
+
+    /// One attempt: the acquire script on every node, decided at quorum, then with fencing
+    /// the token written to a quorum. Granted only with a quorum and validity left; a
+    /// failed attempt is undone on every node (the undo is returned, already under way).
+    async fn attempt(
+        &self,
+        lock: &Arc<Lock>,
+        ttl: Duration,
+        settings: &Settings,
+        attempts: &mut Vec<Attempt>,
+    ) -> Tried {
+        let per_node = settings.request_timeout.min(ttl);
+        let ttl_arg = ttl.as_millis().to_string();
+        let locks = lock.resources.len().to_string();
+        let (args, keys): (&[&str], _) = match settings.fencing {
+            true => (&[&ttl_arg, &locks], Keys::LockThenCounters),
+            false => (&[&ttl_arg], Keys::Lock),
+        };
+        let start = Instant::now();
+        let round = self.start_round(lock, &script::ACQUIRE, args, keys, per_node, Vote::is_for);
+        let Decided {
+            mut quorum,
+            record,
+            highest_counter,
+        } = round.decide(false).await;
+        let held = record.votes_held() > 0;
+        // Split: some nodes for us, some held, and too few held for anyone to have won.
+        let split = held && record.votes_for() > 0 && record.votes_held() < record.quorum;
+        attempts.push(record);
+        let mut token = None;
+        if quorum && settings.fencing {
+            // The token goes to a quorum before the lock counts as granted.
+            let next = highest_counter.unwrap_or(0) + 1;
+            let fence = self.start_round(
+                lock,
+                &script::FENCE,
+                &[&next.to_string()],
+                Keys::Counters,
+                per_node,
+                Vote::is_for,
+            );
+            let fenced = fence.decide(false).await;
+            quorum = fenced.quorum;
+            token = Some(next);
+            if !quorum {
+                attempts.push(fenced.record);
+            }
+        }
+        let elapsed = start.elapsed();
+        if let (true, Some(validity)) = (
+            quorum,
+            quorum::validity(ttl, elapsed, settings.drift_factor),
+        ) {
+            if let Some(token) = token {
+                let _ = lock.fencing_token.set(token);
+            }
+            lock.granted(validity, std::mem::take(attempts));
+            return Tried {
+                granted: true,
+                held,
+                split,
+                elapsed,
+                undo: None,
+            };
+        }
+        // Undo this attempt on every node, including those that have not answered yet:
+        // their lanes hold the undo back until they have. An undo publishes nothing, or
+        // contenders that split the nodes would wake each other forever.
+        let undo = self.start_round(lock, &script::RELEASE, &[], Keys::Lock, per_node, answered);
+        Tried {
+            granted: false,
+            held,
+            split,
+            elapsed,
+            undo: Some(undo),
+        }
+    }
+
+    /// Subscribes to the release notices of the lock's keys on every node.
+    async fn subscribe(&self, lock: &Lock, timeout: Duration) -> Subscription {
+        let mut channels: Vec<String> = self
+            .nodes
+            .iter()
+            .flat_map(|n| lock.resources.iter().map(|r| notice::channel(&n.key(r))))
+            .collect();
+        channels.sort();
+        channels.dedup();
+        self.notices.subscribe(channels, timeout).await
     }
 
     /// Extends `lock` to expire `ttl` from now, if a quorum still holds it within its
@@ -338,8 +501,15 @@ impl Redlock {
             }
             let per_node = settings.request_timeout.min(ttl).min(remaining);
             let start = Instant::now();
-            let round = self.start_round(lock, &script::EXTEND, &ttl_arg, per_node, Vote::is_for);
-            let (quorum, record) = round.decide(false).await;
+            let round = self.start_round(
+                lock,
+                &script::EXTEND,
+                &[&ttl_arg],
+                Keys::Lock,
+                per_node,
+                Vote::is_for,
+            );
+            let Decided { quorum, record, .. } = round.decide(false).await;
             let elapsed = start.elapsed();
             let lost = record
                 .votes
@@ -378,11 +548,12 @@ impl Redlock {
             let round = self.start_round(
                 lock,
                 &script::RELEASE,
-                notice::CHANNEL_PREFIX,
+                &[notice::CHANNEL_PREFIX],
+                Keys::Lock,
                 settings.request_timeout,
                 answered,
             );
-            let (quorum, record) = round.decide(false).await;
+            let Decided { quorum, record, .. } = round.decide(false).await;
             let nodes_held = record.votes.iter().filter(|(_, v)| *v == Vote::For).count();
             attempts.push(record);
             if quorum {
@@ -461,27 +632,28 @@ impl Redlock {
             attempts: Mutex::new(Vec::new()),
             lanes: shared,
             owner: self.id,
+            fencing_token: OnceLock::new(),
         })
     }
 
-    /// Sends `script` over the lock's keys to every node at once and returns the round
-    /// whose votes will arrive as the nodes answer. Each request takes its turn on the
-    /// node's lane right here, in issue order, and is bounded by `per_node`, the wait for
-    /// the turn and the connect included. `counts` says which votes count towards quorum.
+    /// Sends `script` to every node at once, over the lock's `keys` on that node, with the
+    /// lock's value and then `args` as arguments, and returns the round whose votes will
+    /// arrive as the nodes answer. Each request takes its turn on the node's lane right
+    /// here, in issue order, and is bounded by `per_node`, the wait for the turn and the
+    /// connect included. `counts` says which votes count towards quorum.
     fn start_round(
         &self,
         lock: &Lock,
         script: &'static Script,
-        arg: &str,
+        args: &[&str],
+        keys: Keys,
         per_node: Duration,
         counts: fn(&Vote) -> bool,
     ) -> Round {
         let (tx, votes) = mpsc::unbounded_channel();
-        let mut args = vec![lock.value.clone()];
-        if !arg.is_empty() {
-            args.push(arg.to_owned());
-        }
-        let args: Arc<[String]> = args.into();
+        let args: Arc<[String]> = std::iter::once(lock.value.clone())
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect();
         let listener = self
             .listener
             .lock()
@@ -490,7 +662,17 @@ impl Redlock {
         for (index, node) in self.nodes.iter().enumerate() {
             let mut turn = lock.lanes.enter(index);
             let node = node.clone();
-            let keys: Vec<String> = lock.resources.iter().map(|r| node.key(r)).collect();
+            let lock_keys = lock.resources.iter().map(|r| node.key(r));
+            let keys: Vec<String> = match keys {
+                Keys::Lock => lock_keys.collect(),
+                Keys::Counters => lock_keys.map(|k| fence::counter_key(&k)).collect(),
+                Keys::LockThenCounters => {
+                    let lock_keys: Vec<String> = lock_keys.collect();
+                    let counters: Vec<String> =
+                        lock_keys.iter().map(|k| fence::counter_key(k)).collect();
+                    lock_keys.into_iter().chain(counters).collect()
+                }
+            };
             let args = args.clone();
             let tx = tx.clone();
             let listener = listener.clone();
@@ -499,17 +681,17 @@ impl Redlock {
                     turn.wait().await;
                     node.eval(script, &keys, &args).await
                 };
-                let vote = match tokio::time::timeout(per_node, request).await {
-                    Ok(Ok(n)) if n > 0 => Vote::For,
-                    Ok(Ok(_)) if std::ptr::eq(script, &*script::ACQUIRE) => Vote::Held,
-                    Ok(Ok(_)) => Vote::NotHeld,
-                    Ok(Err(e)) => Vote::Failed(e),
-                    Err(_) => Vote::Failed(NodeError::Timeout),
+                let (vote, counter) = match tokio::time::timeout(per_node, request).await {
+                    Ok(Ok(answer)) if answer.count > 0 => (Vote::For, answer.counter),
+                    Ok(Ok(_)) if std::ptr::eq(script, &*script::ACQUIRE) => (Vote::Held, None),
+                    Ok(Ok(_)) => (Vote::NotHeld, None),
+                    Ok(Err(e)) => (Vote::Failed(e), None),
+                    Err(_) => (Vote::Failed(NodeError::Timeout), None),
                 };
                 if let (Vote::Failed(error), Some(listener)) = (&vote, &listener) {
                     listener(node.label(), error);
                 }
-                let _ = tx.send((index, vote));
+                let _ = tx.send((index, vote, counter));
             });
         }
         Round {
@@ -527,6 +709,11 @@ impl Redlock {
 
 /// Split rounds retried at once, before they count against `retry_count` like any other.
 const MAX_FREE_SPLITS: u32 = 16;
+
+/// Polls `future` once: whether it is ready now.
+async fn poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await
+}
 
 /// A uniform random number in `[0, 1)`.
 fn unit_random() -> f64 {

@@ -26,21 +26,51 @@ impl Script {
     }
 }
 
-/// Sets every key to ARGV[1] with a TTL of ARGV[2] ms, unless one of them holds another
-/// value. A key that already holds our own value counts as ours, so a retry never blocks on
-/// what an earlier attempt of the same lock left behind. Answers the number of keys set (all
-/// of them), or 0 when another holder has any of them.
+/// Sets the first ARGV[3] keys (all of them when ARGV[3] is absent) to ARGV[1] with a TTL
+/// of ARGV[2] ms, unless one of them holds another value. A key that already holds our own
+/// value counts as ours, so a retry never blocks on what an earlier attempt of the same lock
+/// left behind. Answers the number of keys set, or 0 when another holder has any of them.
+/// The keys after the first ARGV[3] are fencing counters ([`crate::fence`]): then it answers
+/// `{keys set, highest counter}`.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-for _, key in ipairs(KEYS) do
-  local held = redis.call("GET", key)
+local locks = tonumber(ARGV[3]) or #KEYS
+for i = 1, locks do
+  local held = redis.call("GET", KEYS[i])
   if held and held ~= ARGV[1] then
     return 0
   end
 end
+for i = 1, locks do
+  redis.call("SET", KEYS[i], ARGV[1], "PX", ARGV[2])
+end
+if locks == #KEYS then
+  return locks
+end
+local highest = 0
+for i = locks + 1, #KEYS do
+  local counter = tonumber(redis.call("GET", KEYS[i]) or "0") or 0
+  if counter > highest then
+    highest = counter
+  end
+end
+return {locks, highest}
+"#,
+    )
+});
+
+/// Raises every fencing counter in KEYS to ARGV[2] unless it is already higher: a counter
+/// is never lowered. Answers the number of counters.
+pub static FENCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local token = tonumber(ARGV[2])
 for _, key in ipairs(KEYS) do
-  redis.call("SET", key, ARGV[1], "PX", ARGV[2])
+  local counter = tonumber(redis.call("GET", key) or "0") or 0
+  if counter < token then
+    redis.call("SET", key, ARGV[2])
+  end
 end
 return #KEYS
 "#,
