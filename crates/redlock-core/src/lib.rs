@@ -5,6 +5,8 @@
 //! converts values in and out. The algorithm itself reads top to bottom in [`redlock`];
 //! the pieces it leans on each have a module of their own:
 //!
+//! - [`round`]: the one fan-out of a script to every node, decided at quorum;
+//! - [`lock`]: a lock's value and validity; [`settings`]: how operations behave;
 //! - [`quorum`]: who must agree, how votes are counted, and how long a grant stays valid;
 //! - [`retry`]: how long to wait between attempts;
 //! - [`node`]: one Redis master, its connection and its per-request timeout;
@@ -20,17 +22,22 @@ pub mod error;
 pub mod fence;
 pub mod lane;
 pub mod line;
+pub mod lock;
 pub mod node;
 pub mod notice;
 pub mod quorum;
 pub mod redlock;
 pub mod retry;
+pub mod round;
 pub mod script;
+pub mod settings;
 pub mod watchdog;
 
 pub use error::{Attempt, Error, NodeError, Vote};
+pub use lock::{Lock, Released};
 pub use node::{NodeConfig, NodeConfigError};
-pub use redlock::{Lock, NodeErrorListener, Redlock, Released, Settings};
+pub use redlock::{NodeErrorListener, Redlock};
 pub use retry::RetryStrategy;
+pub use settings::Settings;
 pub use tokio_util::sync::CancellationToken;
 pub use watchdog::{Lost, Watch, Watchdog};

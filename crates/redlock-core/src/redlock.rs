@@ -8,8 +8,8 @@
 //! Extension is a compare-and-expire on every node, granted only with a quorum within the
 //! lock's validity; release is a compare-and-delete on every node.
 //!
-//! Every operation goes through one fan-out, [`Redlock::start_round`]: N requests in
-//! parallel, votes counted as they arrive, stragglers left to finish on their own.
+//! Every operation goes through one fan-out ([`crate::round`]): N requests in parallel,
+//! votes counted as they arrive, stragglers left to finish on their own.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,116 +17,20 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Attempt, Error, NodeError, Vote};
-use crate::fence;
 use crate::lane::Lanes;
 use crate::line::Lines;
+use crate::lock::{now_ms, random_value, Lock, Released};
 use crate::node::{Node, NodeConfig};
 use crate::notice::{self, Notices, Subscription};
-use crate::quorum::{self, Tally};
-use crate::retry::RetryStrategy;
+use crate::quorum;
+use crate::round::{answered, Decided, Keys, Request, Round};
 use crate::script::{self, Script};
-
-/// How an operation behaves; every field can be set per call.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Settings {
-    /// Expected clock drift between nodes, as a fraction of the TTL.
-    pub drift_factor: f64,
-    /// Retries after the first attempt; `None` retries until it succeeds.
-    pub retry_count: Option<u32>,
-    /// The pause between attempts.
-    pub retry: RetryStrategy,
-    /// How long one node may take to answer one request, the connect included.
-    pub request_timeout: Duration,
-    /// Whether a waiter wakes on release notices (`true`) or only polls on its retry timer.
-    pub wake_on_release: bool,
-    /// How long an acquisition may wait in all, if bounded.
-    pub acquire_timeout: Option<Duration>,
-    /// Whether an acquisition also takes a fencing token ([`crate::fence`]).
-    pub fencing: bool,
-}
-
-impl Default for Settings {
-    /// node-redlock's defaults, and a 500 ms per-node timeout.
-    fn default() -> Self {
-        Settings {
-            drift_factor: 0.01,
-            retry_count: Some(10),
-            retry: RetryStrategy::Fixed {
-                delay: Duration::from_millis(200),
-                jitter: Duration::from_millis(100),
-            },
-            request_timeout: Duration::from_millis(500),
-            wake_on_release: true,
-            acquire_timeout: None,
-            fencing: false,
-        }
-    }
-}
-
-impl Settings {
-    /// The pause before retry `retry` (1-based), or `None` when no retry is left.
-    fn pause_before(&self, retry: u32) -> Option<Duration> {
-        match self.retry_count {
-            Some(count) if retry > count => None,
-            _ => Some(self.retry.next_delay(retry)),
-        }
-    }
-}
-
-/// A lock held (or once held) on a quorum of nodes.
-pub struct Lock {
-    /// The resources, as the caller named them (without any node's key prefix).
-    pub resources: Vec<String>,
-    /// The random value stored under every key: 128 bits from the OS's CSPRNG, in hex.
-    pub value: String,
-    expiration: AtomicU64,
-    attempts: Mutex<Vec<Attempt>>,
-    lanes: Arc<Lanes>,
-    /// The [`Redlock`] that made it: a lock's lanes are only meaningful to its own nodes.
-    owner: u64,
-    fencing_token: OnceLock<i64>,
-}
-
-impl Lock {
-    /// The wall-clock instant (ms since the Unix epoch) at which the lock's validity ends.
-    pub fn expiration(&self) -> u64 {
-        self.expiration.load(Ordering::SeqCst)
-    }
-
-    /// The fencing token taken with the lock, when fencing was on. Extensions keep it.
-    pub fn fencing_token(&self) -> Option<i64> {
-        self.fencing_token.get().copied()
-    }
-
-    /// The attempts of the operation that last granted or extended this lock.
-    pub fn attempts(&self) -> Vec<Attempt> {
-        self.attempts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn granted(&self, validity: Duration, attempts: Vec<Attempt>) {
-        let until = now_ms() + validity.as_millis() as u64;
-        self.expiration.store(until, Ordering::SeqCst);
-        *self.attempts.lock().unwrap_or_else(|p| p.into_inner()) = attempts;
-    }
-}
-
-/// The answer to a release.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Released {
-    /// How many of the nodes that answered still held the lock and deleted it.
-    pub nodes_held: usize,
-    /// The attempts made.
-    pub attempts: Vec<Attempt>,
-}
+use crate::settings::Settings;
 
 /// Told of every node that fails a request (connection refused, timeout, error answer),
 /// with the node's label, whether or not the operation had already been decided.
@@ -149,22 +53,6 @@ pub struct Redlock {
 /// Hands out [`Redlock::id`]s.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// One fan-out in flight: the votes arrive on `votes` as the nodes answer.
-struct Round {
-    votes: mpsc::UnboundedReceiver<(usize, Vote, Option<i64>)>,
-    tally: Tally,
-    record: Attempt,
-    counts: fn(&Vote) -> bool,
-}
-
-/// A decided round: whether the quorum was reached, the votes, and the highest fencing
-/// counter among the nodes that voted for.
-struct Decided {
-    quorum: bool,
-    record: Attempt,
-    highest_counter: Option<i64>,
-}
-
 /// What one attempt came to.
 struct Tried {
     granted: bool,
@@ -182,41 +70,6 @@ impl Tried {
     async fn settle(self) {
         if let Some(undo) = self.undo {
             undo.decide(true).await;
-        }
-    }
-}
-
-/// Which keys a round's script gets on each node.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Keys {
-    /// The lock's keys.
-    Lock,
-    /// The lock's keys, then their fencing counters.
-    LockThenCounters,
-    /// The fencing counters only.
-    Counters,
-}
-
-impl Round {
-    /// Waits until the round is decided, or until every node answered when `all` is set.
-    /// Returns whether the quorum was reached, and the record of the votes so far.
-    async fn decide(mut self, all: bool) -> Decided {
-        let mut highest_counter = None;
-        while let Some((node, vote, counter)) = self.votes.recv().await {
-            if vote.is_for() {
-                highest_counter = highest_counter.max(counter);
-            }
-            self.tally.count((self.counts)(&vote));
-            self.record.votes.push((node, vote));
-            let heard = self.tally.votes_for + self.tally.votes_against;
-            if (!all && self.tally.decision().is_some()) || heard == self.tally.membership {
-                break;
-            }
-        }
-        Decided {
-            quorum: self.tally.decision() == Some(true),
-            record: self.record,
-            highest_counter,
         }
     }
 }
@@ -604,6 +457,25 @@ impl Redlock {
         name.join("\u{0}")
     }
 
+    /// Starts one fan-out of `script` over the lock's `keys` on every node ([`Round::start`]).
+    fn start_round(
+        &self,
+        lock: &Lock,
+        script: &'static Script,
+        args: &[&str],
+        keys: Keys,
+        per_node: Duration,
+        counts: fn(&Vote) -> bool,
+    ) -> Round {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let request = Request { script, args, keys };
+        Round::start(&self.nodes, listener, lock, request, per_node, counts)
+    }
+
     fn check_open(&self) -> Result<(), Error> {
         if self.closed.load(Ordering::SeqCst) {
             Err(Error::Closed)
@@ -635,76 +507,6 @@ impl Redlock {
             fencing_token: OnceLock::new(),
         })
     }
-
-    /// Sends `script` to every node at once, over the lock's `keys` on that node, with the
-    /// lock's value and then `args` as arguments, and returns the round whose votes will
-    /// arrive as the nodes answer. Each request takes its turn on the node's lane right
-    /// here, in issue order, and is bounded by `per_node`, the wait for the turn and the
-    /// connect included. `counts` says which votes count towards quorum.
-    fn start_round(
-        &self,
-        lock: &Lock,
-        script: &'static Script,
-        args: &[&str],
-        keys: Keys,
-        per_node: Duration,
-        counts: fn(&Vote) -> bool,
-    ) -> Round {
-        let (tx, votes) = mpsc::unbounded_channel();
-        let args: Arc<[String]> = std::iter::once(lock.value.clone())
-            .chain(args.iter().map(|a| a.to_string()))
-            .collect();
-        let listener = self
-            .listener
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for (index, node) in self.nodes.iter().enumerate() {
-            let mut turn = lock.lanes.enter(index);
-            let node = node.clone();
-            let lock_keys = lock.resources.iter().map(|r| node.key(r));
-            let keys: Vec<String> = match keys {
-                Keys::Lock => lock_keys.collect(),
-                Keys::Counters => lock_keys.map(|k| fence::counter_key(&k)).collect(),
-                Keys::LockThenCounters => {
-                    let lock_keys: Vec<String> = lock_keys.collect();
-                    let counters: Vec<String> =
-                        lock_keys.iter().map(|k| fence::counter_key(k)).collect();
-                    lock_keys.into_iter().chain(counters).collect()
-                }
-            };
-            let args = args.clone();
-            let tx = tx.clone();
-            let listener = listener.clone();
-            tokio::spawn(async move {
-                let request = async {
-                    turn.wait().await;
-                    node.eval(script, &keys, &args).await
-                };
-                let (vote, counter) = match tokio::time::timeout(per_node, request).await {
-                    Ok(Ok(answer)) if answer.count > 0 => (Vote::For, answer.counter),
-                    Ok(Ok(_)) if std::ptr::eq(script, &*script::ACQUIRE) => (Vote::Held, None),
-                    Ok(Ok(_)) => (Vote::NotHeld, None),
-                    Ok(Err(e)) => (Vote::Failed(e), None),
-                    Err(_) => (Vote::Failed(NodeError::Timeout), None),
-                };
-                if let (Vote::Failed(error), Some(listener)) = (&vote, &listener) {
-                    listener(node.label(), error);
-                }
-                let _ = tx.send((index, vote, counter));
-            });
-        }
-        Round {
-            votes,
-            tally: Tally::new(self.nodes.len()),
-            record: Attempt {
-                membership: self.nodes.len(),
-                quorum: quorum::quorum_size(self.nodes.len()),
-                votes: Vec::new(),
-            },
-            counts,
-        }
-    }
 }
 
 /// Split rounds retried at once, before they count against `retry_count` like any other.
@@ -720,11 +522,6 @@ fn unit_random() -> f64 {
     (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// For a release, every node that answered counts, whether or not it still held the lock.
-fn answered(vote: &Vote) -> bool {
-    !matches!(vote, Vote::Failed(_))
-}
-
 /// A resource is locked when, on the last attempt, the nodes held by someone else alone
 /// made a quorum impossible; anything else is a failure to reach a quorum.
 fn acquire_failure(attempts: Vec<Attempt>) -> Error {
@@ -736,33 +533,9 @@ fn acquire_failure(attempts: Vec<Attempt>) -> Error {
     }
 }
 
-/// 128 random bits from the OS's CSPRNG, as 32 hex digits.
-fn random_value() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Wall-clock time in ms since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_values_are_128_random_bits_in_hex() {
-        let a = random_value();
-        let b = random_value();
-        assert_eq!(a.len(), 32);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn retries_stop_after_retry_count_and_never_with_none() {

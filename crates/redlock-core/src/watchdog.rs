@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::redlock::{now_ms, Lock, Redlock, Settings};
+use crate::lock::{now_ms, Lock};
+use crate::redlock::Redlock;
+use crate::settings::Settings;
 
 /// How the watchdog extends a lock.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,146 @@
+//! The one fan-out every operation goes through: a script sent to all N nodes at once, each
+//! request bounded by the per-node timeout, votes counted as they arrive, and a decision as
+//! soon as a quorum is for or has become impossible. Stragglers are left to finish on their
+//! own; the lanes ([`crate::lane`]) keep them ahead of the same lock's later commands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::error::{Attempt, NodeError, Vote};
+use crate::fence;
+use crate::lock::Lock;
+use crate::node::Node;
+use crate::quorum::{self, Tally};
+use crate::redlock::NodeErrorListener;
+use crate::script::{self, Script};
+
+/// One fan-out in flight: the votes arrive on `votes` as the nodes answer.
+pub(crate) struct Round {
+    votes: mpsc::UnboundedReceiver<(usize, Vote, Option<i64>)>,
+    tally: Tally,
+    record: Attempt,
+    counts: fn(&Vote) -> bool,
+}
+
+/// A decided round: whether the quorum was reached, the votes, and the highest fencing
+/// counter among the nodes that voted for.
+pub(crate) struct Decided {
+    pub(crate) quorum: bool,
+    pub(crate) record: Attempt,
+    pub(crate) highest_counter: Option<i64>,
+}
+
+/// What a round asks of every node: a script, the arguments after the lock's value, and
+/// which keys.
+pub(crate) struct Request<'a> {
+    pub(crate) script: &'static Script,
+    pub(crate) args: &'a [&'a str],
+    pub(crate) keys: Keys,
+}
+
+/// Which keys a round's script gets on each node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keys {
+    /// The lock's keys.
+    Lock,
+    /// The lock's keys, then their fencing counters.
+    LockThenCounters,
+    /// The fencing counters only.
+    Counters,
+}
+
+impl Round {
+    /// Waits until the round is decided, or until every node answered when `all` is set.
+    /// Returns whether the quorum was reached, and the record of the votes so far.
+    pub(crate) async fn decide(mut self, all: bool) -> Decided {
+        let mut highest_counter = None;
+        while let Some((node, vote, counter)) = self.votes.recv().await {
+            if vote.is_for() {
+                highest_counter = highest_counter.max(counter);
+            }
+            self.tally.count((self.counts)(&vote));
+            self.record.votes.push((node, vote));
+            let heard = self.tally.votes_for + self.tally.votes_against;
+            if (!all && self.tally.decision().is_some()) || heard == self.tally.membership {
+                break;
+            }
+        }
+        Decided {
+            quorum: self.tally.decision() == Some(true),
+            record: self.record,
+            highest_counter,
+        }
+    }
+
+    /// Sends `script` to every node at once, over the lock's `keys` on that node, with the
+    /// lock's value and then `args` as arguments, and returns the round whose votes will
+    /// arrive as the nodes answer. Each request takes its turn on the node's lane right
+    /// here, in issue order, and is bounded by `per_node`, the wait for the turn and the
+    /// connect included. `counts` says which votes count towards quorum.
+    pub(crate) fn start(
+        nodes: &[Arc<Node>],
+        listener: Option<NodeErrorListener>,
+        lock: &Lock,
+        request: Request,
+        per_node: Duration,
+        counts: fn(&Vote) -> bool,
+    ) -> Round {
+        let Request { script, args, keys } = request;
+        let (tx, votes) = mpsc::unbounded_channel();
+        let args: Arc<[String]> = std::iter::once(lock.value.clone())
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect();
+        for (index, node) in nodes.iter().enumerate() {
+            let mut turn = lock.lanes.enter(index);
+            let node = node.clone();
+            let lock_keys = lock.resources.iter().map(|r| node.key(r));
+            let keys: Vec<String> = match keys {
+                Keys::Lock => lock_keys.collect(),
+                Keys::Counters => lock_keys.map(|k| fence::counter_key(&k)).collect(),
+                Keys::LockThenCounters => {
+                    let lock_keys: Vec<String> = lock_keys.collect();
+                    let counters: Vec<String> =
+                        lock_keys.iter().map(|k| fence::counter_key(k)).collect();
+                    lock_keys.into_iter().chain(counters).collect()
+                }
+            };
+            let args = args.clone();
+            let tx = tx.clone();
+            let listener = listener.clone();
+            tokio::spawn(async move {
+                let request = async {
+                    turn.wait().await;
+                    node.eval(script, &keys, &args).await
+                };
+                let (vote, counter) = match tokio::time::timeout(per_node, request).await {
+                    Ok(Ok(answer)) if answer.count > 0 => (Vote::For, answer.counter),
+                    Ok(Ok(_)) if std::ptr::eq(script, &*script::ACQUIRE) => (Vote::Held, None),
+                    Ok(Ok(_)) => (Vote::NotHeld, None),
+                    Ok(Err(e)) => (Vote::Failed(e), None),
+                    Err(_) => (Vote::Failed(NodeError::Timeout), None),
+                };
+                if let (Vote::Failed(error), Some(listener)) = (&vote, &listener) {
+                    listener(node.label(), error);
+                }
+                let _ = tx.send((index, vote, counter));
+            });
+        }
+        Round {
+            votes,
+            tally: Tally::new(nodes.len()),
+            record: Attempt {
+                membership: nodes.len(),
+                quorum: quorum::quorum_size(nodes.len()),
+                votes: Vec::new(),
+            },
+            counts,
+        }
+    }
+}
+
+/// For a release, every node that answered counts, whether or not it still held the lock.
+pub(crate) fn answered(vote: &Vote) -> bool {
+    !matches!(vote, Vote::Failed(_))
+}
