@@ -2,9 +2,12 @@
 
 // The programs in examples/ run here, so that they cannot rot: the scheduler and the HTTP
 // handler against the shared servers, the demo (quick) with its own servers, and the demo
-// stopped by Ctrl-C. Each program checks its own outcome and says so in its exit status.
+// stopped by Ctrl-C. Each program checks its own outcome and says so in its exit status. The
+// README's JavaScript snippets run too, as ES modules importing 'redlock-rs'.
 
 const { spawn, spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const { pidAlive } = require('../scripts/redis-servers.js')
 const { until } = require('./support/servers')
@@ -101,3 +104,33 @@ withServers('demo.js stops every server it started on Ctrl-C (SIGINT)', async ()
   expect(result.stdout).toMatch(/Interrupted\. Stopped the demo's redis-servers/)
   expect(pids.filter(pidAlive)).toEqual([])
 }, 60000)
+
+describe("the README's snippets", () => {
+  const readme = fs.readFileSync(path.resolve(__dirname, '..', 'README.md'), 'utf8')
+  const snippets = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1])
+  let dir
+
+  beforeAll(() => {
+    // A project where 'redlock-rs' resolves to this tree, as it would once installed.
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redlock-rs-readme-'))
+    fs.mkdirSync(path.join(dir, 'node_modules'))
+    fs.symlinkSync(path.resolve(__dirname, '..'), path.join(dir, 'node_modules', 'redlock-rs'), 'dir')
+  })
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+  test('there are snippets for the three API shapes', () => {
+    expect(snippets.length).toBeGreaterThanOrEqual(3)
+  })
+
+  test.each(snippets.map((code, i) => [i + 1, code]))('snippet %i runs', (i, code) => {
+    const file = path.join(dir, `snippet-${i}.mjs`)
+    fs.writeFileSync(file, code)
+    const result = spawnSync(process.execPath, [file], {
+      env: { ...process.env, REDLOCK_SERVERS: urls.join(',') },
+      encoding: 'utf8',
+      timeout: 20000,
+    })
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+  })
+})
