@@ -277,10 +277,12 @@ function printSummary(summary) {
   ])
   const header = ['phase', 'nodes up', 'locks', 'handoff p50 / p99', 'failures by code', 'as expected']
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)))
-  const line = (cells) => cells.map((cell, c) => (c === 2 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ')
+  const line = (cells) =>
+    cells.map((cell, c) => (c === 2 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()
   console.log('')
   console.log(bold(line(header)))
   for (const row of rows) console.log(line(row))
+  console.log(dim('handoff: from the end of one holder\'s update to the grant of a worker that was waiting'))
   console.log('')
   for (const [code, e] of Object.entries(summary.errors)) {
     console.log(`A caller sees ${e.name} (code ${code}): ${e.message}`)
