@@ -36,11 +36,7 @@ if (!process.env.REDLOCK_TEST_SERVERS) {
   }
 }
 
-try {
-  require(path.join(root, 'binding.js'))
-} catch {
-  run('build the addon', 'npm', ['run', 'build'])
-}
+require('./ensure-addon.js').ensureAddon()
 
 run('format', 'cargo', ['fmt', '--all', '--', '--check'])
 run('lint', 'cargo', ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'])

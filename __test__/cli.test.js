@@ -1,0 +1,402 @@
+'use strict'
+
+// The `redlock` command (bin/redlock.js) end to end, in child processes against the shared
+// servers: exec's exit codes and environment, waiting for and losing a lock, inspect's report,
+// release by id, and usage errors that name the bad argument.
+
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+const Redlock = require('..')
+const { parseDuration } = require('../bin/redlock.js')
+const { command, freePort, until, valuesOnAll } = require('./support/servers')
+const { sharedUrls, uniqueKey } = require('./support/shared')
+
+const BIN = path.resolve(__dirname, '..', 'bin', 'redlock.js')
+const RESP = path.resolve(__dirname, '..', 'lib', 'resp.js')
+const urls = sharedUrls()
+
+/**
+ * Runs `redlock ...args` with REDLOCK_SERVERS set to the shared servers. Resolves
+ * { code, signal, stdout, stderr, ms }; `onSpawn(child, output)` sees the child and its
+ * output so far as it runs.
+ */
+function redlock(args, { env = {}, onSpawn, timeout = 20000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now()
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, REDLOCK_SERVERS: urls.join(','), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const output = { stdout: '', stderr: '' }
+    child.stdout.on('data', (d) => (output.stdout += d))
+    child.stderr.on('data', (d) => (output.stderr += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout)
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, ...output, ms: Date.now() - started })
+    })
+    if (onSpawn) onSpawn(child, output)
+  })
+}
+
+/** `node -e code` as the command for exec. */
+const nodeCommand = (code) => ['--', process.execPath, '-e', code]
+
+describe('redlock exec', () => {
+  let client
+  beforeAll(() => {
+    client = new Redlock(urls, { retryCount: 0 })
+  })
+  afterAll(() => client.quit())
+
+  test('runs the command holding the lock, gives it REDLOCK_LOCK_ID, and releases the lock afterwards', async () => {
+    const key = uniqueKey('cli-exec')
+    const result = await redlock([
+      'exec',
+      '--resource',
+      key,
+      ...nodeCommand(`
+        const { command } = require(${JSON.stringify(RESP)})
+        const urls = process.env.REDLOCK_SERVERS.split(',')
+        Promise.all(urls.map((u) => command(u, 'GET', ${JSON.stringify(key)}))).then((values) =>
+          console.log(JSON.stringify({ id: process.env.REDLOCK_LOCK_ID, token: process.env.REDLOCK_FENCING_TOKEN ?? null, values })))
+      `),
+    ])
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    const seen = JSON.parse(result.stdout)
+    expect(seen.id).toMatch(/^[0-9a-f]{32}$/)
+    expect(seen.values.filter((v) => v === seen.id).length).toBeGreaterThanOrEqual(3)
+    await expect(valuesOnAll(urls, key)).resolves.toEqual(urls.map(() => null))
+  })
+
+  test("passes the command's exit status through, and 128+N when a signal N killed it", async () => {
+    const key = uniqueKey('cli-status')
+    const exited = await redlock(['exec', '--resource', key, ...nodeCommand('process.exit(7)')])
+    expect(exited.code).toBe(7)
+    const killed = await redlock(['exec', '--resource', key, ...nodeCommand("process.kill(process.pid, 'SIGKILL')")])
+    expect(killed.code).toBe(128 + 9)
+    await expect(valuesOnAll(urls, key)).resolves.toEqual(urls.map(() => null))
+  })
+
+  test('the command may come without "--", keeping its own options', async () => {
+    const key = uniqueKey('cli-no-dashes')
+    const result = await redlock(['exec', '--resource', key, 'sh', '-c', 'printf "%s|" "$@"', 'sh', '--ttl', 'x', '--'])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe('--ttl|x|--|')
+  })
+
+  test('exits 127 when the command does not exist, and releases the lock', async () => {
+    const key = uniqueKey('cli-missing')
+    const result = await redlock(['exec', '--resource', key, '--', 'redlock-no-such-command-here'])
+    expect(result.code).toBe(127)
+    expect(result.stderr).toMatch(/redlock-no-such-command-here: command not found/)
+    await expect(valuesOnAll(urls, key)).resolves.toEqual(urls.map(() => null))
+  })
+
+  test('exits 75 without running the command when the lock stays held elsewhere through --wait', async () => {
+    const key = uniqueKey('cli-held')
+    const held = await client.acquire([key], 10000)
+    try {
+      const result = await redlock(['exec', '--resource', key, '--wait', '300ms', ...nodeCommand("console.log('ran')")])
+      expect(result.code).toBe(75)
+      expect(result.stdout).toBe('')
+      expect(result.stderr).toMatch(new RegExp(`could not lock ${key} within 300ms: .*ERR_REDLOCK_RESOURCE_LOCKED`))
+      expect(result.ms).toBeLessThan(5000)
+      await expect(valuesOnAll(urls, key)).resolves.toEqual(urls.map(() => held.value))
+    } finally {
+      await held.release()
+    }
+  })
+
+  test('--wait 0 tries once', async () => {
+    const key = uniqueKey('cli-wait-0')
+    const held = await client.acquire([key], 10000)
+    try {
+      const result = await redlock(['exec', '--resource', key, '--wait', '0', '--', 'true'])
+      expect(result.code).toBe(75)
+      expect(result.stderr).toMatch(/\(one attempt\)/)
+    } finally {
+      await held.release()
+    }
+  })
+
+  test('without --wait, waits until the holder releases, then runs the command', async () => {
+    const key = uniqueKey('cli-waits')
+    const held = await client.acquire([key], 10000)
+    setTimeout(() => held.release(), 700)
+    const result = await redlock(['exec', '--resource', key, ...nodeCommand("console.log('ran')")])
+    expect(result.code).toBe(0)
+    expect(result.stdout.trim()).toBe('ran')
+    expect(result.ms).toBeGreaterThanOrEqual(600)
+  })
+
+  test('locks several resources at once, all or none', async () => {
+    const [a, b] = [uniqueKey('cli-multi-a'), uniqueKey('cli-multi-b')]
+    const held = await client.acquire([b], 10000)
+    try {
+      const refused = await redlock(['exec', '--resource', a, '--resource', b, '--wait', '0', '--', 'true'])
+      expect(refused.code).toBe(75)
+      await expect(valuesOnAll(urls, a)).resolves.toEqual(urls.map(() => null))
+    } finally {
+      await held.release()
+    }
+    const both = await redlock([
+      'exec', '--resource', a, '--resource', b,
+      ...nodeCommand(`
+        const { command } = require(${JSON.stringify(RESP)})
+        const url = process.env.REDLOCK_SERVERS.split(',')[0]
+        Promise.all([command(url, 'GET', ${JSON.stringify(a)}), command(url, 'GET', ${JSON.stringify(b)})]).then((v) => console.log(JSON.stringify(v)))
+      `),
+    ])
+    expect(both.code).toBe(0)
+    const [va, vb] = JSON.parse(both.stdout)
+    expect(va).toMatch(/^[0-9a-f]{32}$/)
+    expect(vb).toBe(va)
+  })
+
+  /** Runs `script` under exec with a 1 s TTL, then deletes the lock's keys on a majority. */
+  async function loseLockDuring(script, grace) {
+    const key = uniqueKey('cli-lost')
+    let deletedAt
+    const result = await redlock(['exec', '--resource', key, '--ttl', '1s', '--grace', grace, ...nodeCommand(script)], {
+      onSpawn: async (child, output) => {
+        await until(() => output.stdout.includes('started'), { timeout: 10000 })
+        const values = await valuesOnAll(urls, key)
+        expect(values.filter((v) => v !== null).length).toBeGreaterThanOrEqual(3)
+        await Promise.all(urls.slice(0, 3).map((u) => command(u, 'DEL', key)))
+        deletedAt = Date.now()
+      },
+    })
+    return { ...result, sinceDelete: Date.now() - deletedAt }
+  }
+
+  test('a lock taken away mid-run: the command gets SIGTERM and redlock exits 76', async () => {
+    const result = await loseLockDuring(
+      `process.on('SIGTERM', () => { console.log('terminated'); process.exit(0) })
+       console.log('started'); setInterval(() => {}, 1000)`,
+      '5s',
+    )
+    expect(result.code).toBe(76)
+    expect(result.stdout).toMatch(/started\s+terminated/)
+    expect(result.stderr).toMatch(/lost the lock on .*ERR_REDLOCK_LOCK_EXPIRED.*sending SIGTERM/)
+    // The 1 s lock is extended every 500 ms: the loss is noticed at the next extension.
+    expect(result.sinceDelete).toBeLessThan(3000)
+  })
+
+  test('a command that ignores SIGTERM is killed after --grace, and redlock still exits 76', async () => {
+    const result = await loseLockDuring(
+      `process.on('SIGTERM', () => console.log('ignoring SIGTERM'))
+       console.log('started'); setInterval(() => {}, 1000)`,
+      '300ms',
+    )
+    expect(result.code).toBe(76)
+    expect(result.stdout).toMatch(/ignoring SIGTERM/)
+    expect(result.sinceDelete).toBeLessThan(3500)
+  })
+
+  test('SIGTERM to redlock is passed on to the command; the lock is released', async () => {
+    const key = uniqueKey('cli-forward')
+    const result = await redlock(['exec', '--resource', key, ...nodeCommand("console.log('started'); setInterval(() => {}, 1000)")], {
+      onSpawn: async (child, output) => {
+        await until(() => output.stdout.includes('started'), { timeout: 10000 })
+        child.kill('SIGTERM')
+      },
+    })
+    expect(result.code).toBe(128 + 15)
+    await expect(valuesOnAll(urls, key)).resolves.toEqual(urls.map(() => null))
+  })
+
+  test('SIGINT while waiting for the lock gives up with 130', async () => {
+    const key = uniqueKey('cli-interrupt')
+    const held = await client.acquire([key], 10000)
+    try {
+      const result = await redlock(['exec', '--resource', key, '--', 'true'], {
+        onSpawn: (child) => setTimeout(() => child.kill('SIGINT'), 800),
+      })
+      expect(result.code).toBe(130)
+    } finally {
+      await held.release()
+    }
+  })
+})
+
+describe('redlock inspect', () => {
+  test('shows, per node, the holder, its id prefix and the remaining TTL', async () => {
+    const key = uniqueKey('cli-inspect')
+    const free = uniqueKey('cli-inspect-free')
+    const client = new Redlock(urls)
+    const held = await client.acquire([key], 10000)
+    try {
+      const text = await redlock(['inspect', key, free])
+      expect(text.code).toBe(0)
+      const prefix = held.value.slice(0, 8)
+      expect(text.stdout).toContain(`${key}: locked by ${prefix}… (5 of 5 nodes hold it, quorum 3)`)
+      expect(text.stdout).toContain(`${free}: free (0 of 5 nodes hold it, quorum 3)`)
+      const heldLines = text.stdout.split('\n').filter((l) => l.includes(`held  ${prefix}…`))
+      expect(heldLines).toHaveLength(5)
+      for (const line of heldLines) expect(line).toMatch(/ttl \d+(\.\d)?s$/)
+
+      const json = await redlock(['inspect', '--json', key, free])
+      const [lock, none] = JSON.parse(json.stdout)
+      expect(lock).toMatchObject({ resource: key, status: 'locked', value: held.value, nodes: 5, quorum: 3 })
+      for (const node of lock.perNode) {
+        expect(node.state).toBe('held')
+        expect(node.ttlMs).toBeGreaterThan(5000)
+        expect(node.ttlMs).toBeLessThanOrEqual(10000)
+      }
+      expect(none.perNode.map((n) => n.state)).toEqual(urls.map(() => 'free'))
+    } finally {
+      await held.release()
+      await client.quit()
+    }
+  })
+
+  test('reports a node that does not answer as down, and a key held on a minority as partly held', async () => {
+    const key = uniqueKey('cli-inspect-down')
+    await command(urls[0], 'SET', key, 'someone-else', 'PX', 10000)
+    const dead = `redis://127.0.0.1:${await freePort()}`
+    const result = await redlock(['inspect', '--servers', [...urls, dead].join(','), key])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(`${key}: partly held (1 of 6 nodes hold it, quorum 4)`)
+    expect(result.stdout).toMatch(/127\.0\.0\.1:\d+\/0\s+down\s+ECONNREFUSED/)
+    await command(urls[0], 'DEL', key)
+  })
+
+  test('reads the database a URL names', async () => {
+    const key = uniqueKey('cli-inspect-db')
+    const inDb3 = urls.map((u) => `${u}/3`)
+    await Promise.all(inDb3.map((u) => command(u, 'SET', key, 'in-db-3', 'PX', 10000)))
+    try {
+      const result = await redlock(['inspect', '--servers', inDb3.join(','), key])
+      expect(result.stdout).toContain(`${key}: locked by in-db-3 (5 of 5 nodes hold it, quorum 3)`)
+      expect(result.stdout).toMatch(/127\.0\.0\.1:\d+\/3\s+held/)
+      const db0 = await redlock(['inspect', key])
+      expect(db0.stdout).toContain(`${key}: free`)
+    } finally {
+      await Promise.all(inDb3.map((u) => command(u, 'DEL', key)))
+    }
+  })
+
+  test('exits 75 when fewer than a quorum of nodes answer', async () => {
+    const dead = await Promise.all([freePort(), freePort()])
+    const list = [urls[0], ...dead.map((p) => `127.0.0.1:${p}`)].join(',')
+    const result = await redlock(['inspect', '--servers', list, uniqueKey('cli-inspect-quorum')])
+    expect(result.code).toBe(75)
+    expect(result.stdout).toMatch(/: unknown/)
+  })
+})
+
+describe('redlock release', () => {
+  test('releases a lock by its id; a second release finds nothing to release', async () => {
+    const key = uniqueKey('cli-release')
+    const client = new Redlock(urls)
+    const held = await client.acquire([key], 10000)
+    try {
+      const first = await redlock(['release', '--resource', key, '--id', held.id])
+      expect(first.code).toBe(0)
+      expect(first.stdout).toMatch(new RegExp(`^released ${key} \\(it was held on \\d of the \\d nodes that answered\\)`))
+      await until(async () => (await valuesOnAll(urls, key)).every((v) => v === null))
+      const second = await redlock(['release', '--resource', key, '--id', held.id])
+      expect(second.code).toBe(0)
+      expect(second.stdout).toMatch(/nothing to release/)
+    } finally {
+      await client.quit()
+    }
+  })
+
+  test('does not release a lock whose id differs', async () => {
+    const key = uniqueKey('cli-release-other')
+    const client = new Redlock(urls)
+    const held = await client.acquire([key], 10000)
+    try {
+      const result = await redlock(['release', '--resource', key, '--id', 'not-the-id'])
+      expect(result.code).toBe(0)
+      expect(result.stdout).toMatch(/nothing to release/)
+      await expect(valuesOnAll(urls, key)).resolves.toEqual(urls.map(() => held.value))
+    } finally {
+      await held.release()
+      await client.quit()
+    }
+  })
+})
+
+describe('arguments', () => {
+  test.each([
+    [['exec', '--resource', 'r', '--ttl', '30x', '--', 'true'], /--ttl: "30x" is not a duration/],
+    [['exec', '--resource', 'r', '--ttl', '30', '--', 'true'], /--ttl: "30" is not a duration/],
+    [['exec', '--resource', 'r', '--ttl', '100ms', '--', 'true'], /--ttl: 100ms is out of range/],
+    [['exec', '--resource', 'r', '--wait', 'soon', '--', 'true'], /--wait: "soon" is not a duration/],
+    [['exec', '--resource', 'r', '--grace', '-1s', '--', 'true'], /--grace needs a value|--grace/],
+    [['exec', '--ttl', '1s', '--', 'true'], /--resource: missing/],
+    [['exec', '--resource', '', '--', 'true'], /--resource: a resource name cannot be empty/],
+    [['exec', '--resource'], /--resource needs a value/],
+    [['exec', '--resource', 'r'], /no command given/],
+    [['exec', '--resource', 'r', '--frobnicate', '--', 'true'], /unknown option --frobnicate/],
+    [['exec', '--servers', 'redis://127.0.0.1:1,redis://127.0.0.1:1', '--resource', 'r', '--', 'true'], /--servers: .*same server/],
+    [['inspect', '--servers', 'rediss://127.0.0.1:1', 'r'], /--servers: entry 1 is not a usable redis:\/\/ URL/],
+    [['inspect', '--servers', ',', 'r'], /--servers: the list of servers is empty/],
+    [['inspect'], /no resource named/],
+    [['inspect', '--timeout', 'long', 'r'], /--timeout: "long" is not a duration/],
+    [['release', '--resource', 'r'], /--id: missing/],
+    [['release', '--resource', 'r', '--id', 'x', 'extra'], /unexpected argument "extra"/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ])('redlock %j exits 2 naming the problem', async (args, message) => {
+    const result = await redlock(args)
+    expect(result.stderr).toMatch(message)
+    expect(result.code).toBe(2)
+    expect(result.stdout).toBe('')
+  })
+
+  test('no servers: neither --servers nor REDLOCK_SERVERS', async () => {
+    const env = { ...process.env }
+    delete env.REDLOCK_SERVERS
+    const result = await new Promise((resolve) => {
+      const child = spawn(process.execPath, [BIN, 'inspect', 'r'], { env })
+      let stderr = ''
+      child.stderr.on('data', (d) => (stderr += d))
+      child.on('close', (code) => resolve({ code, stderr }))
+    })
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(/--servers: no servers given; .*REDLOCK_SERVERS/)
+  })
+
+  test('a password in --servers never appears in a message', async () => {
+    const result = await redlock(['inspect', '--servers', 'rediss://user:hunter2@127.0.0.1:1', 'r'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).not.toContain('hunter2')
+  })
+
+  test.each([['exec'], ['inspect'], ['release']])('redlock %s --help prints its usage and exits 0', async (name) => {
+    const result = await redlock([name, '--help'])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(`Usage: redlock ${name}`)
+    expect(result.stdout).toMatch(/--servers URLS/)
+  })
+
+  test('exec --help documents the exit codes', async () => {
+    const { stdout } = await redlock(['exec', '--help'])
+    for (const code of ['75', '76', '126, 127', '2 ']) expect(stdout).toContain(code)
+  })
+
+  test('redlock --help lists the commands; no arguments is a usage error', async () => {
+    const help = await redlock(['--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/exec[\s\S]*inspect[\s\S]*release/)
+    const none = await redlock([])
+    expect(none.code).toBe(2)
+    expect(none.stderr).toContain('Usage: redlock <command>')
+  })
+
+  test('durations: ms, s, m, h, fractions', () => {
+    expect(parseDuration('500ms', '--ttl')).toBe(500)
+    expect(parseDuration('30s', '--ttl')).toBe(30000)
+    expect(parseDuration('1.5s', '--ttl')).toBe(1500)
+    expect(parseDuration('2m', '--ttl')).toBe(120000)
+    expect(parseDuration('1h', '--ttl')).toBe(3600000)
+    expect(parseDuration('0', '--wait', { zero: true })).toBe(0)
+    expect(() => parseDuration('0', '--ttl')).toThrow(/--ttl/)
+    expect(() => parseDuration('1 s', '--ttl')).toThrow(/not a duration/)
+  })
+})

@@ -1,0 +1,136 @@
+'use strict'
+
+// The programs in examples/ run here, so that they cannot rot: the scheduler and the HTTP
+// handler against the shared servers, the demo (quick) with its own servers, and the demo
+// stopped by Ctrl-C. Each program checks its own outcome and says so in its exit status. The
+// README's JavaScript snippets run too, as ES modules importing 'redlock-rs'.
+
+const { spawn, spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { pidAlive } = require('../scripts/redis-servers.js')
+const { until } = require('./support/servers')
+const { sharedUrls } = require('./support/shared')
+
+const EXAMPLES = path.resolve(__dirname, '..', 'examples')
+const urls = sharedUrls()
+const canStartServers = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
+
+/** Runs examples/`file`; resolves { code, signal, stdout, stderr }. */
+function runExample(file, args = [], { env = {}, onSpawn, timeout = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(EXAMPLES, file), ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const output = { stdout: '', stderr: '' }
+    child.stdout.on('data', (d) => (output.stdout += d))
+    child.stderr.on('data', (d) => (output.stderr += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout)
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, ...output })
+    })
+    if (onSpawn) onSpawn(child, output)
+  })
+}
+
+test('scheduler.js: three scheduler processes run each job exactly once per slot', async () => {
+  const result = await runExample('scheduler.js', [], { env: { REDLOCK_SERVERS: urls.join(',') } })
+  expect(result.stderr).toBe('')
+  expect(result.stdout).toContain('12 of 12 job slots ran; 0 ran more than once.')
+  expect(result.code).toBe(0)
+}, 30000)
+
+test('http-handler.js: concurrent deposits through two instances lose nothing; busy answers are 409', async () => {
+  const result = await runExample('http-handler.js', [], { env: { REDLOCK_SERVERS: urls.join(',') } })
+  expect(result.stderr).toBe('')
+  expect(result.stdout).toMatch(/60 deposits of 1 through two instances; answers: 60× 200/)
+  expect(result.stdout).toContain('balance: 60 (expected 60)')
+  expect(result.code).toBe(0)
+}, 30000)
+
+const withServers = canStartServers ? test : test.skip
+
+withServers('demo.js --quick: locks survive 2 of 5 nodes down, fail cleanly without a quorum, recover; nothing lost', async () => {
+  const started = Date.now()
+  const result = await runExample('demo.js', ['--quick', '--json'], { env: { REDLOCK_DEMO_SERVERS: '' } })
+  const elapsed = Date.now() - started
+  expect(result.stderr).toBe('')
+  const summary = JSON.parse(result.stdout.trim().split('\n').pop())
+
+  const [allUp, twoDown, threeDown, restarted] = summary.phases
+  expect(summary.phases).toHaveLength(4)
+  expect(allUp).toMatchObject({ nodesUp: 5, failures: {} })
+  expect(twoDown.nodesUp).toBe(3)
+  expect(threeDown).toMatchObject({ nodesUp: 2, granted: 0 })
+  expect(threeDown.failures.ERR_REDLOCK_QUORUM).toBeGreaterThan(0)
+  expect(restarted.nodesUp).toBe(5)
+  for (const phase of [allUp, twoDown, restarted]) {
+    expect(phase.granted).toBeGreaterThan(0)
+    expect(phase.handoffMs.p50).toBeGreaterThanOrEqual(0)
+  }
+  expect(summary.errors.ERR_REDLOCK_QUORUM.name).toBe('ExecutionError')
+
+  // Each shared counter equals the number of increments made under its lock.
+  expect(summary.lostUpdates).toBe(0)
+  for (const { counter, increments } of Object.values(summary.counters)) {
+    expect(increments).toBeGreaterThan(0)
+    expect(counter).toBe(increments)
+  }
+
+  // Five servers, three of them restarted: eight processes, all gone.
+  expect(summary.serverPids).toHaveLength(8)
+  expect(summary.serverPids.filter(pidAlive)).toEqual([])
+  expect(summary.ok).toBe(true)
+  expect(result.code).toBe(0)
+  expect(elapsed).toBeLessThan(20000)
+}, 60000)
+
+withServers('demo.js stops every server it started on Ctrl-C (SIGINT)', async () => {
+  let pids = []
+  const result = await runExample('demo.js', [], {
+    env: { REDLOCK_DEMO_SERVERS: '' },
+    onSpawn: async (child, output) => {
+      await until(() => /worker processes contend/.test(output.stdout), { timeout: 20000 })
+      pids = [...output.stdout.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]))
+      child.kill('SIGINT')
+    },
+  })
+  expect(pids).toHaveLength(5)
+  expect(result.code).toBe(130)
+  expect(result.stdout).toMatch(/Interrupted\. Stopped the demo's redis-servers/)
+  expect(pids.filter(pidAlive)).toEqual([])
+}, 60000)
+
+describe("the README's snippets", () => {
+  const readme = fs.readFileSync(path.resolve(__dirname, '..', 'README.md'), 'utf8')
+  const snippets = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1])
+  let dir
+
+  beforeAll(() => {
+    // A project where 'redlock-rs' resolves to this tree, as it would once installed.
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redlock-rs-readme-'))
+    fs.mkdirSync(path.join(dir, 'node_modules'))
+    fs.symlinkSync(path.resolve(__dirname, '..'), path.join(dir, 'node_modules', 'redlock-rs'), 'dir')
+  })
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+  test('there are snippets for the three API shapes', () => {
+    expect(snippets.length).toBeGreaterThanOrEqual(3)
+  })
+
+  test.each(snippets.map((code, i) => [i + 1, code]))('snippet %i runs', (i, code) => {
+    const file = path.join(dir, `snippet-${i}.mjs`)
+    fs.writeFileSync(file, code)
+    const result = spawnSync(process.execPath, [file], {
+      env: { ...process.env, REDLOCK_SERVERS: urls.join(',') },
+      encoding: 'utf8',
+      timeout: 20000,
+    })
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+  })
+})

@@ -1,0 +1,485 @@
+#!/usr/bin/env node
+'use strict'
+// The `redlock` command: flock(1) across machines. `exec` runs a command while holding a
+// Redlock on N Redis masters, `inspect` shows what each node holds, `release` frees a lock by
+// its id. Every failure of redlock's own ends in a line on stderr and a documented exit code,
+// so that scripts can tell "not acquired" and "lost" from the command's own status.
+
+const { spawn } = require('node:child_process')
+const os = require('node:os')
+const path = require('node:path')
+const Redlock = require('../index.js')
+const { ExecutionError } = Redlock
+const { Conn, parseRedisUrl } = require('../lib/resp.js')
+
+/** redlock's own exit codes; any other status is the command's. */
+const EXIT = {
+  USAGE: 2,
+  /** EX_SOFTWARE: a bug. */
+  INTERNAL: 70,
+  /** EX_TEMPFAIL: the lock was not acquired (held elsewhere, or no quorum reachable). */
+  NOT_ACQUIRED: 75,
+  /** The lock was lost while the command ran; the command was terminated. */
+  LOST: 76,
+  CANNOT_EXECUTE: 126,
+  NOT_FOUND: 127,
+}
+
+const MAX_MS = 2147483647
+const UNITS = { ms: 1, s: 1000, m: 60000, h: 3600000 }
+/** Pause between acquisition attempts while waiting for a lock, ± RETRY_JITTER. */
+const RETRY_DELAY = 100
+const RETRY_JITTER = 50
+
+const SERVERS_HELP = `  --servers URLS        comma-separated redis://[user[:password]@]host[:port][/db]
+                        (host:port is enough); default: $REDLOCK_SERVERS`
+
+const HELP = {
+  redlock: `Usage: redlock <command> [options]
+
+Distributed locks over N independent Redis masters (the Redlock algorithm).
+
+Commands:
+  exec      run a command while holding a lock
+  inspect   show, per node, who holds a resource and for how long
+  release   release a lock by its id
+
+Options:
+  --help                this text; 'redlock <command> --help' for a command's options
+  --version             print the version`,
+
+  exec: `Usage: redlock exec [options] [--] COMMAND [ARGS...]
+
+Runs COMMAND while holding a lock on every --resource, like flock(1) across machines. The
+lock is extended while the command runs and released when it exits. If the lock is lost
+(extension failed: expired, taken away, or too few nodes answer), the command gets SIGTERM,
+then SIGKILL after --grace, and redlock exits with 76.
+
+Options:
+${SERVERS_HELP}
+  --resource NAME       the resource to lock; repeat it to lock several at once
+                        (all or none)
+  --ttl DURATION        the lock's time to live, renewed every ttl/2 (default 30s,
+                        at least 200ms)
+  --wait DURATION       how long to keep trying while the resource is held elsewhere;
+                        0 tries once (default: wait until acquired)
+  --grace DURATION      from SIGTERM to SIGKILL when the lock is lost (default 5s)
+
+Durations: 500ms, 30s, 2m, 1h.
+
+The command's environment gets REDLOCK_LOCK_ID (the lock's id, for 'redlock release') and,
+when the lock has one, REDLOCK_FENCING_TOKEN. SIGINT, SIGTERM and SIGHUP are passed on to it.
+
+Exit status:
+  the command's own   the command ran and exited (128+N when killed by signal N)
+  75                  the lock was not acquired: held elsewhere after --wait, or no
+                      quorum of nodes reachable
+  76                  the lock was lost while the command ran; it was terminated
+  126, 127            the command could not be executed / was not found
+  2                   usage error
+Whenever redlock itself decides the status, it says why on stderr.`,
+
+  inspect: `Usage: redlock inspect [options] NAME...
+
+Shows, for each resource NAME and each node, whether the key is held, the first
+characters of its value (the lock id) and its remaining time to live, then whether a
+quorum holds one lock. Reads the keys directly; takes no lock.
+
+Options:
+${SERVERS_HELP}
+  --timeout DURATION    how long to wait for each node (default 1s)
+  --json                print one JSON object instead of a table
+
+Exit status: 0; 75 when fewer than a quorum of nodes answered; 2 usage error.`,
+
+  release: `Usage: redlock release [options] --resource NAME --id ID
+
+Releases the lock whose id is ID (REDLOCK_LOCK_ID in a command run by 'redlock exec') on
+every node that still holds it. A lock that already expired or was released is left as is.
+
+Options:
+${SERVERS_HELP}
+  --resource NAME       the locked resource; repeat it for a multi-resource lock
+  --id ID               the lock's id
+
+Exit status: 0 released, or nothing held with that id; 75 when fewer than a quorum
+of nodes answered; 2 usage error.`,
+}
+
+/** A mistake in the command line: exit 2, naming the argument. */
+class UsageError extends Error {}
+
+/**
+ * Reads `--name value`, `--name=value` and flags by `spec` ({ name: 'value' | 'list' | 'flag' }).
+ * `--` ends the options. With `commandFollows`, the first positional ends them too, so that
+ * the command keeps its own options (`redlock exec --resource r ls -l`).
+ */
+function parseArgs(args, spec, { commandFollows = false } = {}) {
+  const options = {}
+  const positionals = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (arg === '--') {
+      positionals.push(...args.slice(i + 1))
+      break
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      if (commandFollows) {
+        positionals.push(...args.slice(i))
+        break
+      }
+      positionals.push(arg)
+      continue
+    }
+    const eq = arg.indexOf('=')
+    const name = arg.startsWith('--') ? arg.slice(2, eq === -1 ? undefined : eq) : null
+    const kind = name !== null && Object.hasOwn(spec, name) ? spec[name] : undefined
+    if (!kind) throw new UsageError(`unknown option ${eq === -1 ? arg : arg.slice(0, eq)}`)
+    if (kind === 'flag') {
+      if (eq !== -1) throw new UsageError(`--${name} takes no value`)
+      options[name] = true
+      continue
+    }
+    let value
+    if (eq !== -1) value = arg.slice(eq + 1)
+    else if (i + 1 < args.length && !args[i + 1].startsWith('--')) value = args[++i]
+    else throw new UsageError(`--${name} needs a value`)
+    if (kind === 'list') (options[name] ||= []).push(value)
+    else options[name] = value
+  }
+  return { options, positionals }
+}
+
+/** Whether `--help` or `-h` comes before the command (or the end) in `args`. */
+function wantsHelp(args) {
+  for (const arg of args) {
+    if (arg === '--') return false
+    if (arg === '--help' || arg === '-h') return true
+  }
+  return false
+}
+
+/** Milliseconds in `text` (`500ms`, `30s`, `1.5m`, `2h`; `0` where `zero` is allowed). */
+function parseDuration(text, name, { zero = false, min = 1 } = {}) {
+  if (zero && /^0+(\.0+)?(ms|s|m|h)?$/.test(text)) return 0
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text)
+  if (!match) {
+    throw new UsageError(`${name}: "${text}" is not a duration; use a number and a unit: 500ms, 30s, 2m, 1h`)
+  }
+  const ms = Math.round(Number(match[1]) * UNITS[match[2]])
+  if (ms < min || ms > MAX_MS) {
+    throw new UsageError(`${name}: ${text} is out of range; it must be from ${formatMs(min)} to ${formatMs(MAX_MS)}`)
+  }
+  return ms
+}
+
+function formatMs(ms) {
+  if (ms < 1000) return `${ms}ms`
+  if (ms < 60000) return `${+(ms / 1000).toFixed(1)}s`
+  if (ms < 3600000) return `${+(ms / 60000).toFixed(1)}m`
+  return `${+(ms / 3600000).toFixed(1)}h`
+}
+
+/** The servers from --servers or REDLOCK_SERVERS, as redis:// URLs. */
+function serverUrls(options) {
+  const from = options.servers !== undefined ? '--servers' : 'REDLOCK_SERVERS'
+  const list = options.servers ?? process.env.REDLOCK_SERVERS
+  if (list === undefined) {
+    throw new UsageError('--servers: no servers given; pass --servers redis://host:port,... or set REDLOCK_SERVERS')
+  }
+  const urls = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(s) ? s : `redis://${s}`))
+  if (urls.length === 0) throw new UsageError(`${from}: the list of servers is empty`)
+  urls.forEach((url, index) => {
+    try {
+      parseRedisUrl(url)
+    } catch (error) {
+      // The entry itself is not repeated: it may hold a password.
+      throw new UsageError(`${from}: entry ${index + 1} is not a usable redis:// URL: ${error.message}`)
+    }
+  })
+  return urls
+}
+
+function requireResources(options) {
+  const resources = options.resource || []
+  if (resources.length === 0) throw new UsageError('--resource: missing; name the resource to lock')
+  if (resources.some((r) => r === '')) throw new UsageError('--resource: a resource name cannot be empty')
+  return resources
+}
+
+/** A Redlock over `urls`; a refused list (duplicates, ...) is a usage error. */
+function connect(urls, Class = Redlock) {
+  let redlock
+  try {
+    redlock = new Class(urls)
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) {
+      throw new UsageError(`--servers: ${error.message}`)
+    }
+    throw error
+  }
+  // Node failures are expected while some nodes are down; the outcome says what matters.
+  redlock.on('error', () => {})
+  return redlock
+}
+
+const say = (line) => process.stderr.write(`redlock: ${line}\n`)
+
+/**
+ * `using` hands its routine only the abort signal (node-redlock v5's shape); the command needs
+ * the lock itself for its id and fencing token. This keeps the lock that `using` acquires.
+ */
+class CommandRedlock extends Redlock {
+  async acquire(resources, duration, settings) {
+    this.held = await super.acquire(resources, duration, settings)
+    return this.held
+  }
+}
+
+async function exec(args) {
+  const { options, positionals } = parseArgs(
+    args,
+    { servers: 'value', resource: 'list', ttl: 'value', wait: 'value', grace: 'value' },
+    { commandFollows: true },
+  )
+  const resources = requireResources(options)
+  const ttl = parseDuration(options.ttl ?? '30s', '--ttl', { min: 200 })
+  const wait = options.wait === undefined ? Infinity : parseDuration(options.wait, '--wait', { zero: true })
+  const grace = parseDuration(options.grace ?? '5s', '--grace', { zero: true })
+  if (positionals.length === 0) {
+    throw new UsageError('no command given; put it after the options, e.g. redlock exec --resource nightly -- ./job.sh')
+  }
+  const [file, ...fileArgs] = positionals
+  const redlock = connect(serverUrls(options), CommandRedlock)
+  const names = resources.join(', ')
+
+  const settings = {
+    retryCount: wait === Infinity ? -1 : Math.floor(wait / RETRY_DELAY),
+    retryDelay: RETRY_DELAY,
+    retryJitter: RETRY_JITTER,
+    automaticExtensionThreshold: Math.floor(ttl / 2),
+  }
+  // Where the library bounds an acquisition by time, let it hold --wait exactly; where it
+  // hands out fencing tokens, ask for one.
+  if (wait !== Infinity && 'acquireTimeout' in redlock.settings) settings.acquireTimeout = wait
+  if ('fencing' in redlock.settings) settings.fencing = true
+
+  let child
+  let interrupted
+  const onSignal = (signal) => {
+    if (child) {
+      child.kill(signal)
+    } else if (!interrupted) {
+      // Still waiting for the lock: give up (a half-made attempt expires with its TTL).
+      interrupted = signal
+      redlock.quit()
+    }
+  }
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP']
+  for (const s of signals) process.on(s, onSignal)
+
+  const run = (signal, given) =>
+    new Promise((resolve) => {
+      const lock = given ?? redlock.held
+      if (interrupted) return resolve(128 + os.constants.signals[interrupted])
+      const env = { ...process.env }
+      delete env.REDLOCK_FENCING_TOKEN
+      if (lock) {
+        env.REDLOCK_LOCK_ID = lock.id
+        if (lock.fencingToken !== undefined) env.REDLOCK_FENCING_TOKEN = String(lock.fencingToken)
+      }
+      let lost = false
+      let killer
+      const onLost = () => {
+        lost = true
+        const reason = signal.error ? `${signal.error.message} (${signal.error.code})` : 'the extension failed'
+        say(`lost the lock on ${names}: ${reason}; sending SIGTERM to ${file}` + (grace ? `, SIGKILL in ${formatMs(grace)}` : ''))
+        child.kill(grace ? 'SIGTERM' : 'SIGKILL')
+        if (grace) killer = setTimeout(() => child.kill('SIGKILL'), grace)
+      }
+      child = spawn(file, fileArgs, { stdio: 'inherit', env })
+      child.on('error', (error) => {
+        if (child.pid !== undefined) return // a failed kill(); 'exit' still follows
+        signal.removeEventListener('abort', onLost)
+        const notFound = error.code === 'ENOENT'
+        say(`cannot run ${file}: ${notFound ? 'command not found' : error.message}`)
+        resolve(notFound ? EXIT.NOT_FOUND : EXIT.CANNOT_EXECUTE)
+      })
+      child.on('exit', (code, killedBy) => {
+        clearTimeout(killer)
+        signal.removeEventListener('abort', onLost)
+        if (lost) resolve(EXIT.LOST)
+        else resolve(killedBy ? 128 + os.constants.signals[killedBy] : code)
+      })
+      if (signal.aborted) onLost()
+      else signal.addEventListener('abort', onLost, { once: true })
+    })
+
+  try {
+    return await redlock.using(resources, ttl, settings, run)
+  } catch (error) {
+    // Interrupted while waiting: whatever the unfinished acquisition reports, the status is the
+    // signal's.
+    if (interrupted) return 128 + os.constants.signals[interrupted]
+    if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(error.message)
+    if (!(error instanceof ExecutionError)) throw error
+    const within = wait === Infinity ? '' : wait === 0 ? ' (one attempt)' : ` within ${formatMs(wait)}`
+    say(`could not lock ${names}${within}: ${error.message} (${error.code})`)
+    return EXIT.NOT_ACQUIRED
+  } finally {
+    for (const s of signals) process.off(s, onSignal)
+    await redlock.quit()
+  }
+}
+
+/** What one node says about one key: held (value, ttl), free, or down (error). */
+async function readNode(url, resources, timeout) {
+  const conn = new Conn(url, { timeout })
+  try {
+    return await Promise.all(
+      resources.map(async (resource) => {
+        const [value, ttl] = await Promise.all([
+          conn.send('GET', resource).catch((error) => (/WRONGTYPE/.test(error.message) ? { other: true } : Promise.reject(error))),
+          conn.send('PTTL', resource),
+        ])
+        if (value === null) return { state: 'free' }
+        if (typeof value === 'object') return { state: 'held', value: null, ttlMs: ttl }
+        return { state: 'held', value, ttlMs: ttl }
+      }),
+    )
+  } catch (error) {
+    return resources.map(() => ({ state: 'down', error: error.code || error.message }))
+  } finally {
+    conn.close()
+  }
+}
+
+/** A resource's state over all nodes: locked (one value on a quorum), free, partly held, unknown. */
+function verdict(entries, quorum) {
+  const counts = new Map()
+  for (const e of entries) if (e.state === 'held') counts.set(e.value, (counts.get(e.value) || 0) + 1)
+  const answered = entries.filter((e) => e.state !== 'down').length
+  const [top, votes] = [...counts].sort((a, b) => b[1] - a[1])[0] || [null, 0]
+  if (votes >= quorum && top !== null) return { status: 'locked', value: top, nodes: votes }
+  if (answered < quorum) return { status: 'unknown', nodes: votes }
+  if (counts.size === 0) return { status: 'free', nodes: 0 }
+  return { status: 'partly held', nodes: [...counts.values()].reduce((a, b) => a + b, 0) }
+}
+
+const prefix = (value) => (value === null ? '(not a string)' : value.length > 8 ? `${value.slice(0, 8)}…` : value)
+
+async function inspect(args) {
+  const { options, positionals } = parseArgs(args, { servers: 'value', timeout: 'value', json: 'flag' })
+  const urls = serverUrls(options)
+  const timeout = parseDuration(options.timeout ?? '1s', '--timeout')
+  if (positionals.length === 0) throw new UsageError('no resource named; e.g. redlock inspect nightly-report')
+  if (positionals.some((r) => r === '')) throw new UsageError('a resource name cannot be empty')
+  const labels = urls.map((url) => parseRedisUrl(url).label)
+  const quorum = Math.floor(urls.length / 2) + 1
+  const byNode = await Promise.all(urls.map((url) => readNode(url, positionals, timeout)))
+  const report = positionals.map((resource, r) => {
+    const nodes = byNode.map((answers, n) => ({ node: labels[n], ...answers[r] }))
+    return { resource, quorum, ...verdict(nodes, quorum), perNode: nodes }
+  })
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`)
+  } else {
+    const width = Math.max(...labels.map((l) => l.length))
+    for (const r of report) {
+      const who = r.status === 'locked' ? ` by ${prefix(r.value)}` : ''
+      process.stdout.write(`${r.resource}: ${r.status}${who} (${r.nodes} of ${urls.length} nodes hold it, quorum ${quorum})\n`)
+      for (const e of r.perNode) {
+        const detail =
+          e.state === 'held'
+            ? `${prefix(e.value).padEnd(10)} ttl ${e.ttlMs >= 0 ? formatMs(e.ttlMs) : 'none'}`
+            : e.state === 'down'
+              ? e.error
+              : ''
+        process.stdout.write(`  ${e.node.padEnd(width)}  ${e.state.padEnd(4)}  ${detail}`.trimEnd() + '\n')
+      }
+    }
+  }
+  const answered = byNode.filter((answers) => answers[0].state !== 'down').length
+  return answered >= quorum ? 0 : EXIT.NOT_ACQUIRED
+}
+
+async function release(args) {
+  const { options, positionals } = parseArgs(args, { servers: 'value', resource: 'list', id: 'value' })
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+  const resources = requireResources(options)
+  if (!options.id) throw new UsageError('--id: missing; give the lock id (REDLOCK_LOCK_ID of the command that held it)')
+  const redlock = connect(serverUrls(options))
+  const names = resources.join(', ')
+  try {
+    const released = await redlock.releaseLock(resources.length === 1 ? resources[0] : resources, options.id)
+    const last = released.attempts[released.attempts.length - 1]
+    const answered = last ? last.votesFor.size : redlock.nodes.length
+    if (released.nodesHeld > 0) {
+      process.stdout.write(`released ${names} (it was held on ${released.nodesHeld} of the ${answered} nodes that answered)\n`)
+    } else {
+      process.stdout.write(`nothing to release: no node holds ${names} with that id (expired, released or taken over)\n`)
+    }
+    return 0
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(error.message)
+    if (!(error instanceof ExecutionError)) throw error
+    say(`could not release ${names}: ${error.message} (${error.code})`)
+    return EXIT.NOT_ACQUIRED
+  } finally {
+    await redlock.quit()
+  }
+}
+
+const COMMANDS = { exec, inspect, release }
+
+/** Runs the command line `argv` (without node and the script); resolves the exit status. */
+async function main(argv) {
+  const [command, ...rest] = argv
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    const topic = command === 'help' && Object.hasOwn(COMMANDS, rest[0]) ? rest[0] : 'redlock'
+    if (command === undefined) {
+      process.stderr.write(`${HELP.redlock}\n`)
+      return EXIT.USAGE
+    }
+    process.stdout.write(`${HELP[topic]}\n`)
+    return 0
+  }
+  if (command === '--version') {
+    process.stdout.write(`${require(path.join(__dirname, '..', 'package.json')).version}\n`)
+    return 0
+  }
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined
+  if (!run) {
+    say(`unknown command "${command}"; the commands are exec, inspect and release (see redlock --help)`)
+    return EXIT.USAGE
+  }
+  if (wantsHelp(rest)) {
+    process.stdout.write(`${HELP[command]}\n`)
+    return 0
+  }
+  try {
+    return await run(rest)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    say(`${command}: ${error.message}\nTry 'redlock ${command} --help'.`)
+    return EXIT.USAGE
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (status) => {
+      process.exitCode = status
+    },
+    (error) => {
+      say(`internal error: ${(error && error.stack) || error}`)
+      process.exitCode = EXIT.INTERNAL
+    },
+  )
+}
+
+module.exports = { main, parseDuration, EXIT }
