@@ -191,12 +191,12 @@ export default class Redlock extends EventEmitter {
     resources: string | string[],
     duration: number,
     settings: CallSettings,
-    routine: (signal: RedlockAbortSignal) => Promise<T>,
+    routine: (signal: RedlockAbortSignal, lock: Lock) => Promise<T>,
   ): Promise<T>
   using<T>(
     resources: string | string[],
     duration: number,
-    routine: (signal: RedlockAbortSignal) => Promise<T>,
+    routine: (signal: RedlockAbortSignal, lock: Lock) => Promise<T>,
   ): Promise<T>
   quit(callback?: Callback<void>): Promise<void>
   /** Keeps `lock` extended from the engine; see `Lock#autoExtend`. */

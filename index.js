@@ -332,7 +332,7 @@ class Redlock extends EventEmitter {
   }
 
   /**
-   * Runs `routine(signal)` while holding a lock on `resources`. The engine extends the lock
+   * Runs `routine(signal, lock)` while holding a lock on `resources`. The engine extends the lock
    * `automaticExtensionThreshold` ms before each expiration, whatever the event loop is
    * doing; `signal` aborts (with `signal.error`) if the lock is lost. When the routine
    * settles, the watchdog stops, an extension in flight is awaited, and the lock is
@@ -350,7 +350,7 @@ class Redlock extends EventEmitter {
     const lock = await this.acquire(resources, duration, settings)
     const { signal, stop } = this.autoExtend(lock, { duration, settings })
     try {
-      return await routine(signal)
+      return await routine(signal, lock)
     } finally {
       await stop()
       await lock.release().catch((error) => this.#emitNodeError(error))

@@ -82,18 +82,20 @@ async function main() {
   const os = require('node:os')
   console.log(
     `\nSequential acquire+release on one resource, 5 local redis-servers (loopback), ` +
-      `${os.cpus().length} cores, Node ${process.version}; ${warmup} warm-up cycles per mode, ` +
+      `${os.cpus().length} cores (load average ${os.loadavg()[0].toFixed(1)}), Node ${process.version}; ` +
+      `${warmup} warm-up cycles per mode, ` +
       `then ${blocks} alternating blocks of ${perBlock}. Last token: ${lastToken}.\n`,
   )
   console.log('| mode | cycles | p50 µs | p90 µs | p99 µs | mean µs |')
   console.log('|---|---:|---:|---:|---:|---:|')
   const f = (v) => v.toFixed(0)
+  const d = (v) => (v >= 0 ? `+${f(v)}` : f(v))
   for (const r of rows) {
     console.log(`| ${r.name} | ${r.n} | ${f(r.p50)} | ${f(r.p90)} | ${f(r.p99)} | ${f(r.mean)} |`)
   }
   console.log(
-    `| cost of fencing | | +${f(on.p50 - off.p50)} | +${f(on.p90 - off.p90)} | ` +
-      `+${f(on.p99 - off.p99)} | +${f(on.mean - off.mean)} |`,
+    `| cost of fencing | | ${d(on.p50 - off.p50)} | ${d(on.p90 - off.p90)} | ` +
+      `${d(on.p99 - off.p99)} | ${d(on.mean - off.mean)} |`,
   )
   if (lastToken !== BigInt(warmup + on.n + 1)) {
     console.error(`unexpected last token ${lastToken}, wanted ${warmup + on.n + 1}`)

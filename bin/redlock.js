@@ -212,10 +212,10 @@ function requireResources(options) {
 }
 
 /** A Redlock over `urls`; a refused list (duplicates, ...) is a usage error. */
-function connect(urls, Class = Redlock) {
+function connect(urls) {
   let redlock
   try {
-    redlock = new Class(urls)
+    redlock = new Redlock(urls)
   } catch (error) {
     if (error instanceof TypeError || error instanceof RangeError) {
       throw new UsageError(`--servers: ${error.message}`)
@@ -228,17 +228,6 @@ function connect(urls, Class = Redlock) {
 }
 
 const say = (line) => process.stderr.write(`redlock: ${line}\n`)
-
-/**
- * `using` hands its routine only the abort signal (node-redlock v5's shape); the command needs
- * the lock itself for its id and fencing token. This keeps the lock that `using` acquires.
- */
-class CommandRedlock extends Redlock {
-  async acquire(resources, duration, settings) {
-    this.held = await super.acquire(resources, duration, settings)
-    return this.held
-  }
-}
 
 async function exec(args) {
   const { options, positionals } = parseArgs(
@@ -254,7 +243,7 @@ async function exec(args) {
     throw new UsageError('no command given; put it after the options, e.g. redlock exec --resource nightly -- ./job.sh')
   }
   const [file, ...fileArgs] = positionals
-  const redlock = connect(serverUrls(options), CommandRedlock)
+  const redlock = connect(serverUrls(options))
   const names = resources.join(', ')
 
   const settings = {
@@ -263,10 +252,12 @@ async function exec(args) {
     retryJitter: RETRY_JITTER,
     automaticExtensionThreshold: Math.floor(ttl / 2),
   }
-  // Where the library bounds an acquisition by time, let it hold --wait exactly; where it
-  // hands out fencing tokens, ask for one.
-  if (wait !== Infinity && 'acquireTimeout' in redlock.settings) settings.acquireTimeout = wait
-  if ('fencing' in redlock.settings) settings.fencing = true
+  // --wait bounds the acquisition exactly; the command's environment gets a fencing token.
+  if (wait !== Infinity) settings.acquireTimeout = wait
+  settings.fencing = true
+  // A signal while waiting for the lock stops the acquisition, which leaves no key behind.
+  const waiting = new AbortController()
+  settings.signal = waiting.signal
 
   let child
   let interrupted
@@ -274,17 +265,16 @@ async function exec(args) {
     if (child) {
       child.kill(signal)
     } else if (!interrupted) {
-      // Still waiting for the lock: give up (a half-made attempt expires with its TTL).
+      // Still waiting for the lock: give up; the acquisition undoes what it set.
       interrupted = signal
-      redlock.quit()
+      waiting.abort()
     }
   }
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP']
   for (const s of signals) process.on(s, onSignal)
 
-  const run = (signal, given) =>
+  const run = (signal, lock) =>
     new Promise((resolve) => {
-      const lock = given ?? redlock.held
       if (interrupted) return resolve(128 + os.constants.signals[interrupted])
       const env = { ...process.env }
       delete env.REDLOCK_FENCING_TOKEN
