@@ -51,11 +51,14 @@ test('renewLock(resource, id, ttl) extends on every node and returns a later exp
   const lock = await redlock.acquireLock(key, 2000)
   await heldEverywhere(key, lock.id)
   const before = await pttlsOnAll(urls, key)
+  const expirationBefore = lock.expiration
   const renewed = await redlock.renewLock(key, lock.id, 10000)
   expect(renewed.resource).toBe(key)
   expect(renewed.id).toBe(lock.id)
   expect(Number.isFinite(renewed.expiration)).toBe(true)
-  expect(renewed.expiration).toBeGreaterThan(lock.expiration)
+  expect(renewed.expiration).toBeGreaterThan(expirationBefore)
+  // Named by its id, it is the same lock: the lock acquireLock returned sees the renewal.
+  expect(lock.expiration).toBe(renewed.expiration)
   expect(renewed.expiration).toBeGreaterThan(Date.now() + 8000)
   await until(async () => (await pttlsOnAll(urls, key)).every((p) => p > 8000), {
     timeout: 2000,

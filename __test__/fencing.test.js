@@ -244,6 +244,27 @@ describe('fencing tokens on the shared servers', () => {
     }
   })
 
+  test('using() with fencing hands the routine a lock whose token outlives its extensions', async () => {
+    const urls = sharedUrls()
+    const resource = uniqueKey('fence-using')
+    const redlock = redlockOn(urls, { ...PATIENT, fencing: true })
+    const before = await redlock.acquire([resource], 2000)
+    await before.release()
+    const seen = await redlock.using(
+      [resource],
+      400,
+      { automaticExtensionThreshold: 250 },
+      async (signal, lock) => {
+        const first = lock.fencingToken
+        await sleep(700) // long enough for the watchdog to extend at least once
+        expect(signal.aborted).toBe(false)
+        return [first, lock.fencingToken]
+      },
+    )
+    expect(seen[0]).toBeGreaterThan(before.fencingToken)
+    expect(seen[1]).toBe(seen[0])
+  })
+
   test('a multi-resource lock gets a token above every earlier token of each of its resources', async () => {
     const urls = sharedUrls()
     const a = uniqueKey('fence-a')

@@ -139,13 +139,18 @@ describe('using', () => {
   test('the release happens after the routine: key present during, gone after', async () => {
     const key = uniqueKey('using-release')
     let during
-    const result = await redlock.using([key], 5000, async () => {
+    let given
+    const result = await redlock.using([key], 5000, async (signal, lock) => {
+      given = lock
       await sleep(100)
       during = await values(key)
       return 42
     })
     expect(result).toBe(42)
     expect(during[0]).not.toBeNull()
+    // The routine is handed its lock (second argument).
+    expect(given).toBeInstanceOf(Redlock.Lock)
+    expect(given.value).toBe(during[0])
     expect(during.every((v) => v === during[0])).toBe(true)
     // Released on a quorum before `using` resolved, and everywhere soon after.
     expect((await values(key)).filter((v) => v === null).length).toBeGreaterThanOrEqual(3)

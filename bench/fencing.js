@@ -4,9 +4,10 @@
 // The cost of fencing tokens: sequential acquire+release cycles on one resource with
 // `fencing: false` against `fencing: true`.
 //
-//   node bench/fencing.js [--cycles 4000] [--blocks 20] [--warmup 500]
+//   node bench/fencing.js [--cycles 4000] [--blocks 20] [--warmup 500] [--persistence]
 //
-// Starts 5 throwaway redis-servers. One Redlock per mode (fencing set in the constructor),
+// Starts 5 throwaway redis-servers (with --persistence: appendonly yes, appendfsync always,
+// as docs/SAFETY.md asks of nodes that keep fencing counters). One Redlock per mode (fencing set in the constructor),
 // each warmed up first (connections open, scripts loaded). Then the modes run in alternating
 // blocks of cycles/blocks cycles each, so that a slow spell of the machine hits both modes
 // alike. A cycle is `await acquire([key], 10000)` then `await lock.release()`, timed with
@@ -39,7 +40,8 @@ async function main() {
   const blocks = option('blocks', 20)
   const warmup = option('warmup', 500)
   const perBlock = Math.ceil(cycles / blocks)
-  const servers = await startServers(5)
+  const persistence = process.argv.includes('--persistence')
+  const servers = await startServers(5, { persistence })
   const urls = servers.map((s) => s.url)
   const tag = `${process.pid}:${Date.now().toString(36)}`
   const modes = [
@@ -81,7 +83,8 @@ async function main() {
   const [off, on] = rows
   const os = require('node:os')
   console.log(
-    `\nSequential acquire+release on one resource, 5 local redis-servers (loopback), ` +
+    `\nSequential acquire+release on one resource, 5 local redis-servers (loopback` +
+      `${persistence ? ', appendfsync always' : ', no persistence'}), ` +
       `${os.cpus().length} cores (load average ${os.loadavg()[0].toFixed(1)}), Node ${process.version}; ` +
       `${warmup} warm-up cycles per mode, ` +
       `then ${blocks} alternating blocks of ${perBlock}. Last token: ${lastToken}.\n`,

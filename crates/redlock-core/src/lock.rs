@@ -22,6 +22,24 @@ pub struct Lock {
 }
 
 impl Lock {
+    pub(crate) fn new(
+        resources: Vec<String>,
+        value: String,
+        lanes: Arc<Lanes>,
+        owner: u64,
+        expiration: u64,
+    ) -> Self {
+        Lock {
+            resources,
+            value,
+            expiration: AtomicU64::new(expiration),
+            attempts: Mutex::new(Vec::new()),
+            lanes,
+            owner,
+            fencing_token: OnceLock::new(),
+        }
+    }
+
     /// The wall-clock instant (ms since the Unix epoch) at which the lock's validity ends.
     pub fn expiration(&self) -> u64 {
         self.expiration.load(Ordering::SeqCst)

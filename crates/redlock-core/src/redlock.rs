@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -39,9 +39,10 @@ pub type NodeErrorListener = Arc<dyn Fn(&str, &NodeError) + Send + Sync>;
 /// A Redlock client over N independent Redis masters.
 pub struct Redlock {
     nodes: Vec<Arc<Node>>,
-    /// Each live lock's lanes by value, so that a lock named by its value (the original
-    /// design's `releaseLock(resource, id)`) keeps the order of the lock's earlier commands.
-    lanes: Mutex<HashMap<String, Weak<Lanes>>>,
+    /// Each live lock by value, so that a lock named by its value (the original design's
+    /// `releaseLock(resource, id)`) is the same lock: its expiration, its fencing token, and
+    /// the order of its earlier commands on each node.
+    locks: Mutex<HashMap<String, Weak<Lock>>>,
     closed: AtomicBool,
     /// Tells this client's locks from another's.
     id: u64,
@@ -82,7 +83,7 @@ impl Redlock {
             notices: Notices::new(&nodes),
             lines: Lines::of_process(),
             nodes,
-            lanes: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             listener: Mutex::new(None),
@@ -425,16 +426,31 @@ impl Redlock {
     }
 
     /// The lock on `resources` whose value is `value`, for operations that name a lock by
-    /// its id. Its expiration is unknown, so it is taken as `expiration`.
+    /// its id: the live lock itself when this client made it, else a lock whose expiration
+    /// is taken as `expiration`.
     pub fn lock_by_value(
         &self,
         resources: Vec<String>,
         value: String,
         expiration: u64,
     ) -> Arc<Lock> {
-        let lock = self.lock_with_value(resources, value);
-        lock.expiration.store(expiration, Ordering::SeqCst);
-        lock
+        let found = self.registry().get(&value).and_then(Weak::upgrade);
+        match found {
+            Some(lock) if lock.resources == resources => lock,
+            // The same value on other resources: a lock of its own, in the same lanes.
+            Some(lock) => Arc::new(Lock::new(
+                resources,
+                value,
+                lock.lanes.clone(),
+                self.id,
+                expiration,
+            )),
+            None => {
+                let lock = self.lock_with_value(resources, value);
+                lock.expiration.store(expiration, Ordering::SeqCst);
+                lock
+            }
+        }
     }
 
     /// Closes every connection. Operations after this fail with [`Error::Closed`].
@@ -484,28 +500,21 @@ impl Redlock {
         }
     }
 
+    /// A new lock, registered by its value.
     fn lock_with_value(&self, resources: Vec<String>, value: String) -> Arc<Lock> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        let shared = match lanes.get(&value).and_then(Weak::upgrade) {
-            Some(shared) => shared,
-            None => {
-                if lanes.len() >= 64 && lanes.len().is_power_of_two() {
-                    lanes.retain(|_, l| l.strong_count() > 0);
-                }
-                let fresh = Arc::new(Lanes::new(self.nodes.len()));
-                lanes.insert(value.clone(), Arc::downgrade(&fresh));
-                fresh
-            }
-        };
-        Arc::new(Lock {
-            resources,
-            value,
-            expiration: AtomicU64::new(0),
-            attempts: Mutex::new(Vec::new()),
-            lanes: shared,
-            owner: self.id,
-            fencing_token: OnceLock::new(),
-        })
+        let lanes = Arc::new(Lanes::new(self.nodes.len()));
+        let lock = Arc::new(Lock::new(resources, value.clone(), lanes, self.id, 0));
+        let mut locks = self.registry();
+        // Forget dead locks now and then, so that the registry holds about the live ones.
+        if locks.len() >= 64 && locks.len().is_power_of_two() {
+            locks.retain(|_, l| l.strong_count() > 0);
+        }
+        locks.insert(value, Arc::downgrade(&lock));
+        lock
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Lock>>> {
+        self.locks.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

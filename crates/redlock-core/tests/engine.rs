@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redlock_core::{Error, NodeError, RetryStrategy, Settings, Vote};
@@ -306,9 +307,17 @@ async fn a_released_lock_cannot_be_extended() {
     let err = redlock.extend(&lock, TTL, &settings).await.refused();
     assert_eq!(err.code(), "ERR_REDLOCK_LOCK_EXPIRED");
 
-    // The same lock named by its value, with an unknown expiration, asks the nodes.
-    let by_value = redlock.lock_by_value(names(&["r"]), lock.value.clone(), u64::MAX);
-    let err = redlock.extend(&by_value, TTL, &settings).await.refused();
+    // Named by its value, it is the same lock: released, it fails without asking anyone.
+    let same = redlock.lock_by_value(names(&["r"]), lock.value.clone(), u64::MAX);
+    assert!(Arc::ptr_eq(&same, &lock));
+    let err = redlock.extend(&same, TTL, &settings).await.refused();
+    assert_eq!(err.code(), "ERR_REDLOCK_LOCK_EXPIRED");
+    assert!(err.attempts().is_empty());
+
+    // Another client does not know the lock: with an unknown expiration, it asks the nodes.
+    let other = support::redlock(&servers);
+    let by_value = other.lock_by_value(names(&["r"]), lock.value.clone(), u64::MAX);
+    let err = other.extend(&by_value, TTL, &settings).await.refused();
     assert_eq!(err.code(), "ERR_REDLOCK_LOCK_EXPIRED");
     let attempt = &err.attempts()[0];
     assert!(
