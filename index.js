@@ -238,7 +238,6 @@ class Lock {
     return lock.#watchdog
   }
 
-
   static update(lock, attempts) {
     lock.attempts = attempts
     return lock

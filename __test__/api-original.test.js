@@ -6,9 +6,7 @@
 const Redlock = require('..')
 const { ExecutionError, LockExpiredError } = require('..')
 const { until, valuesOnAll, pttlsOnAll } = require('./support/servers')
-const { sharedUrls, uniqueKey } = require('./support/shared')
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const { sharedUrls, uniqueKey, goneEverywhere, heldEverywhere, sleep } = require('./support/shared')
 
 const urls = sharedUrls()
 const FAST = { retryCount: 2, retryDelay: 20, retryJitter: 5 }
@@ -20,20 +18,6 @@ beforeAll(() => {
 afterAll(async () => {
   await redlock.quit()
 })
-
-function heldEverywhere(key, value) {
-  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === value), {
-    timeout: 2000,
-    message: `${key} = ${value} on every node`,
-  })
-}
-
-function goneEverywhere(key) {
-  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === null), {
-    timeout: 2000,
-    message: `${key} gone from every node`,
-  })
-}
 
 test('acquireLock(resource, ttl) returns a lock with resource and id, set on every node', async () => {
   const key = uniqueKey('orig-acquire')

@@ -6,7 +6,7 @@
 const Redlock = require('..')
 const { default: Redlock2 } = require('..')
 const { freePort, until, valuesOnAll, pttlsOnAll } = require('./support/servers')
-const { sharedUrls, uniqueKey } = require('./support/shared')
+const { sharedUrls, uniqueKey, goneEverywhere, heldEverywhere } = require('./support/shared')
 
 const urls = sharedUrls()
 const FAST = { retryCount: 2, retryDelay: 20, retryJitter: 5 }
@@ -18,20 +18,6 @@ beforeAll(() => {
 afterAll(async () => {
   await redlock.quit()
 })
-
-function heldEverywhere(key, value) {
-  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === value), {
-    timeout: 2000,
-    message: `${key} = ${value} on every node`,
-  })
-}
-
-function goneEverywhere(key) {
-  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === null), {
-    timeout: 2000,
-    message: `${key} gone from every node`,
-  })
-}
 
 /** Calls `fn(cb)` and resolves with the callback's (err, value) pair. */
 function viaCallback(fn) {

@@ -12,9 +12,7 @@ const {
   LockError,
 } = require('..')
 const { Conn, command, until, valuesOnAll, pttlsOnAll } = require('./support/servers')
-const { sharedUrls, uniqueKey } = require('./support/shared')
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const { sharedUrls, uniqueKey, goneEverywhere, heldEverywhere, sleep } = require('./support/shared')
 
 const urls = sharedUrls()
 const FAST = { retryCount: 2, retryDelay: 20, retryJitter: 5 }
@@ -26,22 +24,6 @@ beforeAll(() => {
 afterAll(async () => {
   await redlock.quit()
 })
-
-/** Waits until every node holds `value` under `key` (the 4th/5th may land after the quorum). */
-function heldEverywhere(key, value) {
-  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === value), {
-    timeout: 2000,
-    message: `${key} = ${value} on every node`,
-  })
-}
-
-/** Waits until no node has `key`. */
-function goneEverywhere(key) {
-  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === null), {
-    timeout: 2000,
-    message: `${key} gone from every node`,
-  })
-}
 
 describe('exports', () => {
   test('require() is the Redlock class, with default and named exports', () => {

@@ -7,9 +7,7 @@
 const Redlock = require('..')
 const { ExecutionError, ResourceLockedError } = require('..')
 const { command, until, valuesOnAll } = require('./support/servers')
-const { sharedUrls, uniqueKey } = require('./support/shared')
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const { sharedUrls, uniqueKey, goneEverywhere, heldEverywhere, sleep } = require('./support/shared')
 
 const urls = sharedUrls()
 const FAST = { retryCount: 2, retryDelay: 20, retryJitter: 0 }
@@ -24,20 +22,6 @@ afterAll(async () => {
   await redlock.quit()
   await other.quit()
 })
-
-function heldEverywhere(key, value) {
-  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === value), {
-    timeout: 2000,
-    message: `${key} = ${value} on every node`,
-  })
-}
-
-function goneEverywhere(key) {
-  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === null), {
-    timeout: 2000,
-    message: `${key} gone from every node`,
-  })
-}
 
 test('a second acquire of a held resource rejects ResourceLockedError after retryCount+1 attempts', async () => {
   const key = uniqueKey('excl-held')

@@ -21,4 +21,25 @@ function uniqueKey(prefix = 'key') {
   return `${prefix}:${process.pid}:${counter}:${Date.now().toString(36)}:${rand}`
 }
 
-module.exports = { sharedUrls, uniqueKey }
+const { until, valuesOnAll } = require('./servers')
+
+/** Resolves after `ms` milliseconds. */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits until every node holds `value` under `key` (the 4th/5th may land after the quorum). */
+function heldEverywhere(key, value, urls = sharedUrls()) {
+  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === value), {
+    timeout: 2000,
+    message: `${key} = ${value} on every node`,
+  })
+}
+
+/** Waits until no node has `key`. */
+function goneEverywhere(key, urls = sharedUrls()) {
+  return until(async () => (await valuesOnAll(urls, key)).every((v) => v === null), {
+    timeout: 2000,
+    message: `${key} gone from every node`,
+  })
+}
+
+module.exports = { sharedUrls, uniqueKey, sleep, heldEverywhere, goneEverywhere }
