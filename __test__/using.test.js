@@ -5,7 +5,7 @@
 // stops and releases when the routine settles (never replacing its result or error), caps
 // the hold with `maxHold`, and leaves nothing behind that would keep a process alive.
 
-const { spawnSync } = require('node:child_process')
+const { spawn, spawnSync } = require('node:child_process')
 const path = require('node:path')
 const Redlock = require('..')
 const { LockExpiredError, MaxHoldError, ExecutionError } = require('..')
@@ -236,17 +236,65 @@ describe('using: a release failure never replaces the routine outcome (own serve
       await Promise.all(ownUrls.map((u) => command(u, 'DEL', key)))
     }, 20000)
   }
+
+  // `release()` resolves at quorum. A process that then exits (or quits) drops the
+  // stragglers: on a slow node the release is still queued behind the lock's own SET (the
+  // per-node lane), is never written, and the SET lands alone, leaving the key there for the
+  // whole TTL. node-redlock (v4) waits for every node before it resolves a release.
+  for (const quit of [false, true]) {
+    test(`a process that releases and then exits${quit ? ' after quit()' : ''} leaves no key behind on a slow node`, async () => {
+      const key = uniqueKey(`using-exit-release-${quit}`)
+      const code = `
+        const Redlock = require(process.env.REDLOCK_PKG)
+        const redlock = new Redlock(process.env.REDLOCK_URLS.split(','))
+        ;(async () => {
+          const warm = await redlock.acquire([process.env.KEY + ':warm'], 1000)
+          await warm.release()
+          console.log('ready')
+          await new Promise((r) => process.stdin.once('data', r))
+          const lock = await redlock.acquire([process.env.KEY], 30000)
+          await lock.release()
+          console.log('released')
+          if (process.env.QUIT === '1') await redlock.quit()
+          process.stdin.destroy()
+        })()
+      `
+      const child = spawn(process.execPath, ['-e', code], {
+        env: { ...process.env, REDLOCK_PKG: PKG, REDLOCK_URLS: ownUrls.join(','), KEY: key, QUIT: quit ? '1' : '0' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      })
+      let out = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.stderr.on('data', (d) => (out += d))
+      const killer = setTimeout(() => child.kill('SIGKILL'), 20000)
+      const exited = new Promise((resolve) => child.on('close', (status) => resolve(status)))
+      try {
+        await until(() => out.includes('ready'), { timeout: 15000, message: 'child ready' })
+        servers[0].pause() // a slow node: answers only after the child is gone
+        child.stdin.write('go\n')
+        expect(await exited).toBe(0)
+      } finally {
+        clearTimeout(killer)
+        servers[0].resume()
+      }
+      expect(out).toContain('released')
+      await sleep(1500)
+      const left = await valuesOnAll(ownUrls, key)
+      await Promise.all(ownUrls.map((u) => command(u, 'DEL', key)))
+      expect(left).toEqual(ownUrls.map(() => null))
+    }, 30000)
+  }
 })
 
 describe('lock.autoExtend', () => {
   test('maxHold 1500 on a 600 ms lock: extended past its TTL, then onLost gets MaxHoldError and the key is gone by ~maxHold + TTL', async () => {
     const key = uniqueKey('auto-maxhold')
-    const lock = await redlock.acquire([key], TTL, FAST)
+    // The default threshold (500 ms before expiry) leaves room for a starved machine.
+    const lock = await redlock.acquire([key], TTL)
     const t0 = Date.now()
     const lost = []
     const { signal } = lock.autoExtend({
       duration: TTL,
-      settings: FAST,
       maxHold: 1500,
       onLost: (error) => lost.push({ error, at: Date.now() - t0 }),
     })
@@ -258,6 +306,7 @@ describe('lock.autoExtend', () => {
     expect(goneAt).toBeLessThan(1500 + TTL + 2000)
     await until(() => lost.length > 0, { timeout: 3000, message: 'onLost called' })
     expect(lost.length).toBe(1)
+    expect({ name: lost[0].error.name, at: lost[0].at }).toEqual({ name: 'MaxHoldError', at: lost[0].at })
     expect(lost[0].error).toBeInstanceOf(MaxHoldError)
     expect(lost[0].error).toBeInstanceOf(ExecutionError)
     expect(lost[0].error.code).toBe('ERR_REDLOCK_MAX_HOLD')

@@ -125,10 +125,12 @@ impl NodeConfig {
 
 /// A script's answer: how many keys it acted on, and for a fenced acquisition the node's
 /// highest fencing counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An acquisition refused by another holder answers that holder's value instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub count: i64,
     pub counter: Option<i64>,
+    pub holder: Option<String>,
 }
 
 /// One Redis master and its shared connection.
@@ -200,11 +202,18 @@ impl Node {
             Ok(redis::Value::Int(count)) => Ok(Answer {
                 count,
                 counter: None,
+                holder: None,
+            }),
+            Ok(redis::Value::BulkString(holder)) => Ok(Answer {
+                count: 0,
+                counter: None,
+                holder: Some(String::from_utf8_lossy(&holder).into_owned()),
             }),
             Ok(redis::Value::Array(items)) => match items.as_slice() {
                 [redis::Value::Int(count), redis::Value::Int(counter)] => Ok(Answer {
                     count: *count,
                     counter: Some(*counter),
+                    holder: None,
                 }),
                 _ => Err(NodeError::Server(format!("unexpected answer {items:?}"))),
             },

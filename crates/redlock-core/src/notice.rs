@@ -1,7 +1,8 @@
 //! Wake-on-release: a waiter learns that a lock it wants was released in about one round
 //! trip instead of sleeping out its retry delay.
 //!
-//! The release script publishes a notice on [`channel`]`(key)` for every key it deletes. A
+//! The release script publishes a notice, the released lock's value, on [`channel`]`(key)`
+//! for every key it deletes, the undo of a failed attempt included. A
 //! waiting acquirer subscribes to its keys' channels on every node, through one pub/sub
 //! connection per node shared by every waiter of this client, and retries as soon as a
 //! notice arrives from any node. Notices are a hint, never a promise: a waiter keeps its
@@ -35,20 +36,21 @@ pub fn channel(key: &str) -> String {
     format!("{CHANNEL_PREFIX}{key}")
 }
 
-/// One channel's waiters: how many want it, and a counter of notices seen.
+/// The waiters of one channel.
 struct Interest {
-    wanted: usize,
-    notices: Arc<Sequence>,
+    waiters: Vec<Arc<Waiter>>,
 }
 
-/// Counts notices and wakes whoever waits for the next one.
-#[derive(Default)]
-pub struct Sequence {
+/// One waiting acquisition: counts the notices meant for it and wakes it on the next one.
+/// A notice carries the value of the lock whose keys were deleted; the waiter's own (the
+/// undo of its own failed attempt) does not count.
+struct Waiter {
+    own_value: String,
     seen: AtomicU64,
     notify: Notify,
 }
 
-impl Sequence {
+impl Waiter {
     fn bump(&self) {
         self.seen.fetch_add(1, Ordering::SeqCst);
         self.notify.notify_waiters();
@@ -80,7 +82,7 @@ pub struct Notices {
 
 /// A waiter's interest in some channels; dropping it unsubscribes those nobody else wants.
 pub struct Subscription {
-    notices: Vec<Arc<Sequence>>,
+    waiter: Arc<Waiter>,
     channels: Vec<String>,
     interests: Interests,
     subscribers: Arc<[Subscriber]>,
@@ -110,27 +112,33 @@ impl Notices {
         }
     }
 
-    /// Subscribes to `channels` on every node and waits, at most `timeout`, until each node
-    /// confirmed or failed. Notices that arrive from then on wake [`Subscription::next`].
-    pub async fn subscribe(&self, channels: Vec<String>, timeout: Duration) -> Subscription {
+    /// Subscribes the acquisition of the lock valued `own_value` to `channels` on every
+    /// node, and waits, at most `timeout`, until each node confirmed or failed. Notices that
+    /// arrive from then on wake [`Subscription::next`], except those of its own value.
+    pub async fn subscribe(
+        &self,
+        channels: Vec<String>,
+        own_value: &str,
+        timeout: Duration,
+    ) -> Subscription {
+        let waiter = Arc::new(Waiter {
+            own_value: own_value.to_owned(),
+            seen: AtomicU64::new(0),
+            notify: Notify::new(),
+        });
         let mut fresh = Vec::new();
-        let notices = {
+        {
             let mut interests = lock(&self.interests);
-            channels
-                .iter()
-                .map(|c| {
-                    let interest = interests.entry(c.clone()).or_insert_with(|| {
-                        fresh.push(c.clone());
-                        Interest {
-                            wanted: 0,
-                            notices: Arc::default(),
-                        }
-                    });
-                    interest.wanted += 1;
-                    interest.notices.clone()
-                })
-                .collect()
-        };
+            for c in &channels {
+                let interest = interests.entry(c.clone()).or_insert_with(|| {
+                    fresh.push(c.clone());
+                    Interest {
+                        waiters: Vec::new(),
+                    }
+                });
+                interest.waiters.push(waiter.clone());
+            }
+        }
         if !fresh.is_empty() {
             let mut confirmations = Vec::new();
             for subscriber in self.subscribers.iter() {
@@ -157,7 +165,7 @@ impl Notices {
             let _ = tokio::time::timeout(timeout, join_all(confirmations)).await;
         }
         Subscription {
-            notices,
+            waiter,
             channels,
             interests: self.interests.clone(),
             subscribers: self.subscribers.clone(),
@@ -189,11 +197,14 @@ async fn run(node: Arc<Node>, interests: Interests, mut changes: mpsc::Unbounded
                     let (interests, connected) = (interests.clone(), connected.clone());
                     reader = Some(AbortOnDrop(tokio::spawn(async move {
                         while let Some(message) = stream.next().await {
-                            let notices = lock(&interests)
-                                .get(message.get_channel_name())
-                                .map(|i| i.notices.clone());
-                            if let Some(notices) = notices {
-                                notices.bump();
+                            let released: String = message.get_payload().unwrap_or_default();
+                            let interests = lock(&interests);
+                            if let Some(interest) = interests.get(message.get_channel_name()) {
+                                for waiter in &interest.waiters {
+                                    if waiter.own_value != released {
+                                        waiter.bump();
+                                    }
+                                }
                             }
                         }
                         connected.store(false, Ordering::SeqCst);
@@ -230,26 +241,20 @@ impl Drop for AbortOnDrop {
 }
 
 impl Subscription {
-    /// How many notices have arrived on these channels so far.
+    /// How many notices meant for this acquisition have arrived so far.
     pub fn seen(&self) -> u64 {
-        self.notices
-            .iter()
-            .map(|n| n.seen.load(Ordering::SeqCst))
-            .sum()
+        self.waiter.seen.load(Ordering::SeqCst)
     }
 
     /// Waits until more than `seen` notices have arrived.
     pub async fn next(&self, seen: u64) {
         loop {
-            let waits: Vec<_> = self
-                .notices
-                .iter()
-                .map(|n| Box::pin(n.notify.notified()))
-                .collect();
+            // Created before the check, so that a notice in between still wakes it.
+            let notified = self.waiter.notify.notified();
             if self.seen() > seen {
                 return;
             }
-            futures_util::future::select_all(waits).await;
+            notified.await;
         }
     }
 }
@@ -261,8 +266,8 @@ impl Drop for Subscription {
             let mut interests = lock(&self.interests);
             for c in &self.channels {
                 if let Some(interest) = interests.get_mut(c) {
-                    interest.wanted -= 1;
-                    if interest.wanted == 0 {
+                    interest.waiters.retain(|w| !Arc::ptr_eq(w, &self.waiter));
+                    if interest.waiters.is_empty() {
                         interests.remove(c);
                         gone.push(c.clone());
                     }

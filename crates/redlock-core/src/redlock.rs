@@ -61,6 +61,8 @@ struct Tried {
     held: bool,
     /// Contenders split the nodes and nobody can have won.
     split: bool,
+    /// Some nodes were for us and some held by others.
+    competed: bool,
     elapsed: Duration,
     /// The undo of a failed attempt, under way.
     undo: Option<Round>,
@@ -244,6 +246,11 @@ impl Redlock {
             };
             if !woken {
                 retries += 1;
+            } else if tried.competed {
+                // Contenders woken by the same notices after all undid a contested round:
+                // a short random pause lets one of them go first.
+                let pause = tried.elapsed.mul_f64(2.0 * unit_random()) + Duration::from_millis(1);
+                tokio::time::sleep(pause).await;
             }
         }
     }
@@ -271,10 +278,14 @@ impl Redlock {
             mut quorum,
             record,
             highest_counter,
+            strongest_holder,
         } = round.decide(false).await;
         let held = record.votes_held() > 0;
-        // Split: some nodes for us, some held, and too few held for anyone to have won.
-        let split = held && record.votes_for() > 0 && record.votes_held() < record.quorum;
+        let competed = held && record.votes_for() > 0;
+        // Split: held nodes, but no other lock on a quorum of them, counting the nodes not
+        // heard from as its: nobody won.
+        let unheard = record.membership - record.votes.len();
+        let split = held && strongest_holder + unheard < record.quorum;
         attempts.push(record);
         let mut token = None;
         if quorum && settings.fencing {
@@ -308,18 +319,28 @@ impl Redlock {
                 granted: true,
                 held,
                 split,
+                competed,
                 elapsed,
                 undo: None,
             };
         }
         // Undo this attempt on every node, including those that have not answered yet:
-        // their lanes hold the undo back until they have. An undo publishes nothing, or
-        // contenders that split the nodes would wake each other forever.
-        let undo = self.start_round(lock, &script::RELEASE, &[], Keys::Lock, per_node, answered);
+        // their lanes hold the undo back until they have. The undo announces the keys it
+        // frees, so that contenders it was blocking try again (its own waiter ignores it).
+        let release = [notice::CHANNEL_PREFIX];
+        let undo = self.start_round(
+            lock,
+            &script::RELEASE,
+            &release,
+            Keys::Lock,
+            per_node,
+            answered,
+        );
         Tried {
             granted: false,
             held,
             split,
+            competed,
             elapsed,
             undo: Some(undo),
         }
@@ -334,7 +355,7 @@ impl Redlock {
             .collect();
         channels.sort();
         channels.dedup();
-        self.notices.subscribe(channels, timeout).await
+        self.notices.subscribe(channels, &lock.value, timeout).await
     }
 
     /// Extends `lock` to expire `ttl` from now, if a quorum still holds it within its

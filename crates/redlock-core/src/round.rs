@@ -3,6 +3,7 @@
 //! soon as a quorum is for or has become impossible. Stragglers are left to finish on their
 //! own; the lanes ([`crate::lane`]) keep them ahead of the same lock's later commands.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,14 +12,14 @@ use tokio::sync::mpsc;
 use crate::error::{Attempt, NodeError, Vote};
 use crate::fence;
 use crate::lock::Lock;
-use crate::node::Node;
+use crate::node::{Answer, Node};
 use crate::quorum::{self, Tally};
 use crate::redlock::NodeErrorListener;
 use crate::script::{self, Script};
 
 /// One fan-out in flight: the votes arrive on `votes` as the nodes answer.
 pub(crate) struct Round {
-    votes: mpsc::UnboundedReceiver<(usize, Vote, Option<i64>)>,
+    votes: mpsc::UnboundedReceiver<(usize, Vote, Option<Answer>)>,
     tally: Tally,
     record: Attempt,
     counts: fn(&Vote) -> bool,
@@ -30,6 +31,9 @@ pub(crate) struct Decided {
     pub(crate) quorum: bool,
     pub(crate) record: Attempt,
     pub(crate) highest_counter: Option<i64>,
+    /// The most nodes held by any one other lock: a quorum of them means a real holder,
+    /// fewer means contenders split the nodes and nobody won.
+    pub(crate) strongest_holder: usize,
 }
 
 /// What a round asks of every node: a script, the arguments after the lock's value, and
@@ -56,9 +60,15 @@ impl Round {
     /// Returns whether the quorum was reached, and the record of the votes so far.
     pub(crate) async fn decide(mut self, all: bool) -> Decided {
         let mut highest_counter = None;
-        while let Some((node, vote, counter)) = self.votes.recv().await {
-            if vote.is_for() {
-                highest_counter = highest_counter.max(counter);
+        let mut holders: HashMap<String, usize> = HashMap::new();
+        while let Some((node, vote, answer)) = self.votes.recv().await {
+            if let Some(answer) = answer {
+                if vote.is_for() {
+                    highest_counter = highest_counter.max(answer.counter);
+                }
+                if let Some(holder) = answer.holder {
+                    *holders.entry(holder).or_default() += 1;
+                }
             }
             self.tally.count((self.counts)(&vote));
             self.record.votes.push((node, vote));
@@ -71,14 +81,15 @@ impl Round {
             quorum: self.tally.decision() == Some(true),
             record: self.record,
             highest_counter,
+            strongest_holder: holders.values().copied().max().unwrap_or(0),
         }
     }
 
     /// Sends `script` to every node at once, over the lock's `keys` on that node, with the
     /// lock's value and then `args` as arguments, and returns the round whose votes will
     /// arrive as the nodes answer. Each request takes its turn on the node's lane right
-    /// here, in issue order, and is bounded by `per_node`, the wait for the turn and the
-    /// connect included. `counts` says which votes count towards quorum.
+    /// here, in issue order; once its turn has come it is bounded by `per_node`, the connect
+    /// included. `counts` says which votes count towards quorum.
     pub(crate) fn start(
         nodes: &[Arc<Node>],
         listener: Option<NodeErrorListener>,
@@ -110,21 +121,24 @@ impl Round {
             let tx = tx.clone();
             let listener = listener.clone();
             tokio::spawn(async move {
-                let request = async {
-                    turn.wait().await;
-                    node.eval(script, &keys, &args).await
-                };
-                let (vote, counter) = match tokio::time::timeout(per_node, request).await {
-                    Ok(Ok(answer)) if answer.count > 0 => (Vote::For, answer.counter),
-                    Ok(Ok(_)) if std::ptr::eq(script, &*script::ACQUIRE) => (Vote::Held, None),
-                    Ok(Ok(_)) => (Vote::NotHeld, None),
+                // The timeout starts once it is this command's turn: a command queued behind
+                // one that timed out must still be sent, or a release could be lost while
+                // the acquire it follows lands when the node resumes.
+                turn.wait().await;
+                let request = node.eval(script, &keys, &args);
+                let (vote, answer) = match tokio::time::timeout(per_node, request).await {
+                    Ok(Ok(answer)) if answer.count > 0 => (Vote::For, Some(answer)),
+                    Ok(Ok(answer)) if std::ptr::eq(script, &*script::ACQUIRE) => {
+                        (Vote::Held, Some(answer))
+                    }
+                    Ok(Ok(answer)) => (Vote::NotHeld, Some(answer)),
                     Ok(Err(e)) => (Vote::Failed(e), None),
                     Err(_) => (Vote::Failed(NodeError::Timeout), None),
                 };
                 if let (Vote::Failed(error), Some(listener)) = (&vote, &listener) {
                     listener(node.label(), error);
                 }
-                let _ = tx.send((index, vote, counter));
+                let _ = tx.send((index, vote, answer));
             });
         }
         Round {

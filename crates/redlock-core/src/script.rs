@@ -29,7 +29,9 @@ impl Script {
 /// Sets the first ARGV[3] keys (all of them when ARGV[3] is absent) to ARGV[1] with a TTL
 /// of ARGV[2] ms, unless one of them holds another value. A key that already holds our own
 /// value counts as ours, so a retry never blocks on what an earlier attempt of the same lock
-/// left behind. Answers the number of keys set, or 0 when another holder has any of them.
+/// left behind. Answers the number of keys set, or the other holder's value when another
+/// holder has any of them (so that a client can tell one holder from contenders that split
+/// the nodes).
 /// The keys after the first ARGV[3] are fencing counters ([`crate::fence`]): then it answers
 /// `{keys set, highest counter}`.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
@@ -39,7 +41,7 @@ local locks = tonumber(ARGV[3]) or #KEYS
 for i = 1, locks do
   local held = redis.call("GET", KEYS[i])
   if held and held ~= ARGV[1] then
-    return 0
+    return held
   end
 end
 for i = 1, locks do
@@ -97,8 +99,8 @@ return #KEYS
 
 /// Compare-and-delete: deletes each key that still holds ARGV[1]. Answers how many it
 /// deleted, so that a caller can tell a node that still held the lock from one that did not.
-/// With a channel prefix in ARGV[2], it announces each deletion on prefix..key, which wakes
-/// the waiters of [`crate::notice`]; the undo of a failed attempt passes none.
+/// With a channel prefix in ARGV[2], it announces each deletion on prefix..key with the
+/// lock's value, which wakes the waiters of [`crate::notice`] other than the lock's own.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -107,7 +109,7 @@ for _, key in ipairs(KEYS) do
   if redis.call("GET", key) == ARGV[1] then
     redis.call("DEL", key)
     if ARGV[2] and ARGV[2] ~= "" then
-      redis.call("PUBLISH", ARGV[2] .. key, "")
+      redis.call("PUBLISH", ARGV[2] .. key, ARGV[1])
     end
     deleted = deleted + 1
   end
