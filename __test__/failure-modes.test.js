@@ -5,9 +5,11 @@
 // shared with other work); they catch hangs and per-request timeouts that are not applied,
 // not milliseconds.
 
+const { spawn } = require('node:child_process')
+const path = require('node:path')
 const Redlock = require('..')
 const { ExecutionError, ResourceLockedError, LockExpiredError } = Redlock
-const { command, until, valuesOnAll } = require('./support/servers')
+const { command, freePort, until, valuesOnAll } = require('./support/servers')
 const { startFleet, stopFleet } = require('./support/faults')
 const { uniqueKey } = require('./support/shared')
 
@@ -450,4 +452,46 @@ describe('using() whose lock is lost', () => {
     expect(signalError).toBeInstanceOf(ExecutionError)
     expect(abortedAt).toBeLessThan(routineStarted + duration)
   })
+})
+
+describe('quit() with operations in flight', () => {
+  // PRODUCT BUG (reported to the lead): quit() does not end operations already running. Their
+  // retry loops go on: an acquire ends only after its current pause (with ERR_REDLOCK_QUORUM),
+  // and a release or a renewLock retrying forever (retryCount -1) never settles, since every
+  // attempt after quit() fails with "closed", and keeps the process alive. `test.failing`
+  // until fixed.
+  test.failing('every pending operation settles soon after quit(), and the process exits by itself', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()]
+    const script = `
+      const Redlock = require(process.env.PKG)
+      const rl = new Redlock(process.env.PORTS.split(',').map((p) => 'redis://127.0.0.1:' + p),
+        { retryCount: -1, retryDelay: 100, retryJitter: 0, requestTimeout: 100 })
+      const state = {}
+      const track = (name, p) => {
+        state[name] = 'pending'
+        p.then(() => (state[name] = 'resolved'), (e) => (state[name] = e.code))
+      }
+      track('acquire', rl.acquire(['in-flight'], 5000))
+      track('releaseLock', rl.releaseLock('in-flight', 'some-id'))
+      track('renewLock', rl.renewLock('in-flight', 'some-id', 5000))
+      setTimeout(() => rl.quit(), 300)
+      setTimeout(() => console.log(JSON.stringify(state)), 2300).unref()
+    `
+    const result = await new Promise((resolve) => {
+      const child = spawn(process.execPath, ['-e', script], {
+        env: { ...process.env, PKG: path.resolve(__dirname, '..'), PORTS: ports.join(',') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stdout = ''
+      child.stdout.on('data', (d) => (stdout += d))
+      const timer = setTimeout(() => child.kill('SIGKILL'), 6000)
+      child.on('close', (code, signal) => {
+        clearTimeout(timer)
+        resolve({ code, signal, stdout })
+      })
+    })
+    expect(result.stdout).not.toContain('pending')
+    expect(result.signal).toBeNull()
+    expect(result.code).toBe(0)
+  }, 15000)
 })

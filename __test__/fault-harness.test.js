@@ -82,6 +82,15 @@ test.each([true, false])('dropNextRequest({ forward: %s }): the client loses its
   }
 })
 
+test('refuse() closes new connections as soon as they are accepted', async () => {
+  fleet[0].proxy.refuse()
+  const conn = new Conn(fleet[0].url)
+  await expect(conn.send('PING')).rejects.toThrow(/closed/)
+  conn.close()
+  fleet[0].proxy.refuse(false)
+  expect(await command(fleet[0].url, 'PING')).toBe('PONG')
+})
+
 test('kill + start on the same port: the data survives with appendfsync always, and is lost without', async () => {
   for (const node of fleet) await command(node.directUrl, 'SET', 'durable', 'yes')
   const ports = fleet.map((n) => n.server.port)

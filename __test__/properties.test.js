@@ -545,6 +545,7 @@ describe('hostile objects: getters and Proxies that throw', () => {
   // what the binding rethrows), instead of the user's error itself (what Node's own APIs do)
   // or a TypeError with a code. `test.failing` until fixed.
   test.failing('settings whose getter throws: the call throws the user\'s own error (or a TypeError with a code), never an internal error', async () => {
+    count('throwing getters/Proxies', 30)
     await fc.assert(
       fc.asyncProperty(fields, fc.constantFrom('getter', 'proxy'), fc.constantFrom('constructor', 'acquire', 'using', 'extend'), async (field, how, where) => {
         const { error, value } = hostile(field, how)
