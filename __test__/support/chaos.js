@@ -1,0 +1,351 @@
+'use strict'
+
+// The mutual-exclusion check under faults. Several OS processes (chaos-worker.js), each with
+// its own Redlock over 5 redis-servers behind fault proxies, contend for a few resources while
+// this process injects faults on a schedule drawn from a seed. Every critical section is
+// stamped by INCR on a sixth, fault-free server; afterwards no two sections of one resource
+// may overlap while both holders believed their lock valid (before its `expiration`).
+//
+// Faults follow the Redlock spec's safety rules, since outside them no implementation can
+// promise exclusion: a server with persistence (appendonly, appendfsync always) may come back
+// at once; one without stays down for longer than the longest TTL (the delayed restart).
+// Breaking that rule on purpose is a failure-mode test of its own (failure-modes.test.js).
+
+const { fork } = require('node:child_process')
+const path = require('node:path')
+const { seededRandom, startFleet, stopFleet } = require('./faults')
+const { command } = require('./servers')
+
+const WORKER = path.join(__dirname, 'chaos-worker.js')
+const NODES = 5
+const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
+
+const DEFAULTS = {
+  workers: 4,
+  loops: 2,
+  resources: 3,
+  ttl: [800, 2000],
+  holdMs: 120,
+  marginMs: 150,
+  extendChance: 0.35,
+  slackMs: 5000,
+  settings: { retryCount: 3, retryDelay: 60, retryJitter: 40, requestTimeout: 150 },
+}
+
+/**
+ * The fault plan for `ms` milliseconds, drawn from `rand` alone so that a seed replays it:
+ * `{ at, node, kind, ms, ... }`. At most 2 nodes are faulty at once, sometimes 3 (a
+ * majority), and every fault has ended a second before the run does.
+ */
+function planFaults(rand, ms, { maxTtl, persistent, unsafe }) {
+  const plan = []
+  if (unsafe) {
+    // Outside the rules: every few hundred ms a majority forgets every key at once.
+    for (let at = 500; at < ms - 1000; at += rand.int(100, 400)) {
+      plan.push({ at, node: -1, kind: 'flush majority', ms: 0 })
+    }
+    return plan
+  }
+  const busyUntil = new Array(NODES).fill(0)
+  const end = ms - 1000
+  for (let at = 300; ; ) {
+    at += rand.int(100, 700)
+    if (at >= end) break
+    const free = busyUntil.map((until, i) => (until <= at ? i : -1)).filter((i) => i >= 0)
+    const cap = rand.chance(0.15) ? 3 : 2
+    if (NODES - free.length >= cap || !free.length) continue
+    const node = rand.pick(free)
+    const kind = rand.pick(['kill', 'kill', 'pause', 'latency', 'blackhole', 'blackhole', 'drop', 'cut'])
+    let fault
+    switch (kind) {
+      case 'kill':
+        fault = persistent(node)
+          ? { kind: 'kill+restart', ms: rand.int(100, 1500) }
+          : { kind: 'kill+delayed restart', ms: maxTtl + rand.int(500, 1500) }
+        break
+      case 'pause':
+        fault = { kind: 'pause', ms: rand.int(100, 1200) }
+        break
+      case 'latency':
+        fault = { kind: 'latency', ms: rand.int(300, 2000), latency: rand.int(5, 250) }
+        break
+      case 'blackhole':
+        fault = { kind: 'blackhole', ms: rand.int(200, 1500), heal: rand.chance(0.5) ? 'deliver' : 'drop' }
+        break
+      case 'drop':
+        fault = { kind: 'drop', ms: 0, reset: rand.chance(0.5) }
+        break
+      default:
+        fault = { kind: 'cut', ms: rand.int(100, 800), forward: rand.chance(0.5) }
+    }
+    fault.ms = Math.min(fault.ms, end - at)
+    if (fault.kind === 'kill+delayed restart' && fault.ms < maxTtl + 500) continue
+    plan.push({ at, node, ...fault })
+    // A restart takes a while; leave the node alone until it is surely back.
+    busyUntil[node] = at + fault.ms + (kind === 'kill' ? 400 : 50)
+  }
+  return plan
+}
+
+/** Applies one fault to `node` and undoes it after `fault.ms`. */
+async function inject(node, fault, fleet) {
+  switch (fault.kind) {
+    case 'flush majority':
+      await Promise.all(fleet.slice(0, 3).map((n) => command(n.directUrl, 'FLUSHALL')))
+      return
+    case 'kill+restart':
+    case 'kill+delayed restart':
+      await node.kill()
+      await sleep(fault.ms)
+      await node.start()
+      return
+    case 'pause':
+      node.pause()
+      await sleep(fault.ms)
+      node.resume()
+      return
+    case 'latency':
+      node.proxy.latency(fault.latency)
+      await sleep(fault.ms)
+      node.proxy.heal()
+      return
+    case 'blackhole':
+      node.proxy.blackhole()
+      await sleep(fault.ms)
+      if (fault.heal === 'drop') node.proxy.drop()
+      node.proxy.heal()
+      return
+    case 'drop':
+      node.proxy.drop({ reset: fault.reset })
+      return
+    case 'cut':
+      await node.proxy.dropNextRequest({ forward: fault.forward, timeout: fault.ms })
+      return
+    default:
+      throw new Error(`unknown fault ${fault.kind}`)
+  }
+}
+
+/**
+ * The valid part of a section: from its first checkpoint to the last one taken before the
+ * holder's lock expired (checkpoints after an expiration are not believed valid). Null when
+ * even the first was too late.
+ */
+function validInterval(section) {
+  let last = -1
+  for (let i = 0; i < section.cp.length; i++) {
+    const [, local, expiration] = section.cp[i]
+    if (local < expiration) last = i
+    else break
+  }
+  if (last < 0) return null
+  return { start: section.cp[0][0], end: section.cp[last][0], section, truncated: last < section.cp.length - 1 }
+}
+
+/** Pairs of sections of one resource whose valid parts overlap in the clock's order. */
+function findViolations(sections) {
+  const byResource = new Map()
+  let lateStarts = 0
+  let truncated = 0
+  for (const section of sections) {
+    const interval = validInterval(section)
+    if (!interval) {
+      lateStarts += 1
+      continue
+    }
+    if (interval.truncated) truncated += 1
+    if (!byResource.has(section.r)) byResource.set(section.r, [])
+    byResource.get(section.r).push(interval)
+  }
+  const violations = []
+  for (const [resource, intervals] of byResource) {
+    intervals.sort((a, b) => a.start - b.start)
+    let open = null
+    for (const interval of intervals) {
+      if (open && interval.start <= open.end) {
+        violations.push({ resource, first: describe(open), second: describe(interval) })
+      }
+      if (!open || interval.end > open.end) open = interval
+    }
+  }
+  return { violations, lateStarts, truncated }
+}
+
+function describe(interval) {
+  const { w, v, cp } = interval.section
+  return { worker: w, value: v, seq: [interval.start, interval.end], checkpoints: cp }
+}
+
+function add(into, from) {
+  for (const [k, n] of Object.entries(from)) into[k] = (into[k] || 0) + n
+}
+
+/** Forks one worker and resolves with it once it is ready. */
+function startWorker(config) {
+  const child = fork(WORKER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => {
+    if (stderr.length < 20000) stderr += d
+  })
+  const result = new Promise((resolve) => {
+    child.on('message', (m) => {
+      if (m.type === 'done' || m.type === 'failed') resolve(m)
+    })
+    child.on('exit', (code, signal) => resolve({ type: 'exited', code, signal, stderr }))
+  })
+  const ready = new Promise((resolve, reject) => {
+    child.on('message', (m) => m.type === 'ready' && resolve())
+    child.on('exit', () => reject(new Error(`worker ${config.id} exited before it was ready: ${stderr}`)))
+  })
+  child.send({ type: 'config', config })
+  return { child, ready, result }
+}
+
+/**
+ * Runs the check for `seconds` and resolves with its report. `log` is told of progress.
+ * Options: `seed`, `workers`, `loops` (per worker), `resources`, and DEFAULTS' fields;
+ * `unsafe` replaces the plan with one that breaks the spec's rules (a majority flushed
+ * again and again), to show that the checker does see overlaps.
+ */
+async function runChaos({ seconds, seed = Date.now() % 2 ** 31, log = () => {}, ...options }) {
+  const o = { ...DEFAULTS, ...options, settings: { ...DEFAULTS.settings, ...options.settings } }
+  const ms = Math.round(seconds * 1000)
+  const persistent = (i) => i < 3
+  const rand = seededRandom(seed)
+  const plan = planFaults(rand, ms, { maxTtl: o.ttl[1], persistent, unsafe: o.unsafe })
+  const resources = Array.from({ length: o.resources }, (_, i) => `chaos:{resource}:${i}`)
+
+  const fleet = await startFleet(NODES, { proxied: true, persistent })
+  const [clock] = await startFleet(1, { proxied: false })
+  const workers = []
+  const faults = {}
+  const injectErrors = []
+  let report
+  try {
+    for (let id = 0; id < o.workers; id++) {
+      workers.push(
+        startWorker({
+          id,
+          seed: (seed + 7919 * (id + 1)) >>> 0,
+          urls: fleet.map((n) => n.url),
+          clockUrl: clock.directUrl,
+          resources,
+          loops: o.loops,
+          ttl: o.ttl,
+          holdMs: o.holdMs,
+          marginMs: o.marginMs,
+          extendChance: o.extendChance,
+          slackMs: o.slackMs,
+          settings: o.settings,
+        }),
+      )
+    }
+    await Promise.all(workers.map((w) => w.ready))
+    const start = Date.now()
+    for (const w of workers) w.child.send({ type: 'go', deadline: start + ms })
+    log(`chaos: seed ${seed}, ${o.workers} processes x ${o.loops} loops, ${resources.length} resources, ${plan.length} faults planned over ${seconds} s`)
+
+    const running = []
+    let nextLog = start + 30000
+    for (const fault of plan) {
+      await sleep(start + fault.at - Date.now())
+      faults[fault.kind] = (faults[fault.kind] || 0) + 1
+      running.push(
+        inject(fleet[fault.node], fault, fleet).catch((e) => injectErrors.push(`${fault.kind} on node ${fault.node}: ${e.message}`)),
+      )
+      if (Date.now() >= nextLog) {
+        nextLog += 30000
+        log(`chaos: ${Math.round((Date.now() - start) / 1000)} s, ${Object.values(faults).reduce((a, b) => a + b, 0)} faults so far`)
+      }
+    }
+    await Promise.all(running)
+    await Promise.all(fleet.map((n) => n.heal()))
+
+    // Workers stop at the deadline; a worker that does not report within 30 s more is hung.
+    const results = await Promise.all(
+      workers.map(async (w) => {
+        let timer
+        const hung = new Promise((resolve) => {
+          timer = setTimeout(() => resolve({ type: 'hung' }), Math.max(0, start + ms - Date.now()) + 30000)
+        })
+        const r = await Promise.race([w.result, hung])
+        clearTimeout(timer)
+        return r
+      }),
+    )
+    report = summarize({ seed, seconds, o, resources, plan, faults, injectErrors, results })
+  } finally {
+    for (const w of workers) {
+      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
+    }
+    await stopFleet([...fleet, clock])
+  }
+  return report
+}
+
+function summarize({ seed, seconds, o, resources, plan, faults, injectErrors, results }) {
+  const sections = []
+  const totals = { acquires: 0, granted: 0, extended: 0, extendFailed: 0, released: 0 }
+  const errors = {}
+  const nodeEvents = {}
+  const nodeEventSamples = {}
+  const maxMs = { acquire: 0, extend: 0, release: 0 }
+  const problems = []
+  for (const [id, r] of results.entries()) {
+    if (r.type !== 'done') {
+      problems.push(`worker ${id}: ${r.type} ${r.message || r.stderr || r.code || ''}`.trim())
+      continue
+    }
+    sections.push(...r.sections)
+    for (const k of Object.keys(totals)) totals[k] += r.stats[k]
+    add(errors, r.stats.errors)
+    add(nodeEvents, r.stats.nodeEvents)
+    for (const [code, message] of Object.entries(r.stats.nodeEventSamples)) nodeEventSamples[code] ??= message
+    for (const k of Object.keys(maxMs)) maxMs[k] = Math.max(maxMs[k], r.stats.maxMs[k])
+    for (const p of r.stats.unexpected) problems.push(`worker ${id} unexpected error: ${p}`)
+    for (const p of r.stats.unhandled) problems.push(`worker ${id} unhandled rejection: ${p}`)
+    for (const p of r.stats.slow) problems.push(`worker ${id} slow operation: ${p}`)
+  }
+  for (const e of injectErrors) problems.push(`fault injection failed: ${e}`)
+  const { violations, lateStarts, truncated } = findViolations(sections)
+  return {
+    seed,
+    seconds,
+    processes: o.workers,
+    loopsPerProcess: o.loops,
+    resources: resources.length,
+    faultsPlanned: plan.length,
+    faultsInjected: Object.values(faults).reduce((a, b) => a + b, 0),
+    faults,
+    ...totals,
+    sectionsChecked: sections.length - lateStarts,
+    sectionsPastExpiration: truncated + lateStarts,
+    violations,
+    errors,
+    nodeEvents,
+    nodeEventSamples,
+    maxMs,
+    problems,
+  }
+}
+
+/** The report as text. */
+function formatReport(r) {
+  const lines = [
+    `seed ${r.seed} | ${r.seconds} s | ${r.processes} processes x ${r.loopsPerProcess} loops | ${r.resources} resources`,
+    `locks granted ${r.granted} of ${r.acquires} acquires | extended ${r.extended}, extension refused ${r.extendFailed} | released ${r.released}`,
+    `faults injected ${r.faultsInjected}: ${Object.entries(r.faults).map(([k, n]) => `${k} ${n}`).join(', ')}`,
+    `sections checked ${r.sectionsChecked} | holder past its expiration (checked up to it) ${r.sectionsPastExpiration}`,
+    `violations ${r.violations.length}`,
+    `errors by code: ${Object.entries(r.errors).sort().map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
+    `node events: ${Object.entries(r.nodeEvents).sort().map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
+    ...Object.entries(r.nodeEventSamples).sort().map(([k, m]) => `  e.g. ${k}: ${m}`),
+    `slowest: acquire ${r.maxMs.acquire} ms, extend ${r.maxMs.extend} ms, release ${r.maxMs.release} ms`,
+    `problems ${r.problems.length}`,
+  ]
+  for (const v of r.violations.slice(0, 5)) lines.push(`VIOLATION ${JSON.stringify(v)}`)
+  for (const p of r.problems.slice(0, 10)) lines.push(`PROBLEM ${p}`)
+  return lines.join('\n')
+}
+
+module.exports = { runChaos, formatReport, planFaults, findViolations, validInterval }
