@@ -93,16 +93,27 @@ function isAbortSignal(value) {
   )
 }
 
-/** Makes a caller-realm error out of one thrown by the binding (`"<code>: <message>"`). */
+/** The codes napi gives the errors it makes itself (napi_status names). */
+const napiStatuses = new Set([
+  'GenericFailure', 'InvalidArg', 'ObjectExpected', 'StringExpected', 'NameExpected',
+  'FunctionExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'PendingException',
+  'Cancelled', 'EscapeCalledTwice', 'HandleScopeMismatch', 'CallbackScopeMismatch', 'QueueFull',
+  'Closing', 'BigintExpected', 'DateExpected', 'ArrayBufferExpected',
+  'DetachableArraybufferExpected', 'WouldDeadlock', 'NoExternalBuffersAllowed', 'Unknown',
+])
+
+/**
+ * Makes a caller-realm error out of one thrown by the binding: an argument error
+ * (`"<code>: <message>"`), or an internal failure. An exception of the caller's own (a
+ * throwing getter in `settings`, say) passes through unchanged.
+ */
 function fromNative(error) {
   const parsed = /^(ERR_[A-Z_]+): ([\s\S]*)$/.exec(error && error.message)
-  if (!parsed) {
-    const internal = new Error(String((error && error.message) || error))
-    internal.code = 'ERR_REDLOCK_INTERNAL'
-    return internal
-  }
-  const [, code, message] = parsed
-  return argumentError(code, message)
+  if (parsed) return argumentError(parsed[1], parsed[2])
+  if (error === null || typeof error !== 'object' || !napiStatuses.has(error.code)) return error
+  const internal = new Error(String(error.message))
+  internal.code = 'ERR_REDLOCK_INTERNAL'
+  return internal
 }
 
 function argumentError(code, message) {

@@ -363,13 +363,12 @@ describe('a node restarted without persistence while a lock is held', () => {
 })
 
 describe('a refused extension', () => {
-  // PRODUCT BUG (reported to the lead): an extension is a compare-and-expire that each node
-  // applies as soon as it gets it; when the extension is then refused (no validity left, as
-  // here, or too few answers in time), the nodes keep the new TTL while lock.expiration keeps
-  // the old one. With a shorter duration than the time left, the holder goes on believing in
-  // seconds of validity while the keys are gone and another client takes the resource.
-  // `test.failing` until fixed.
-  test.failing('never leaves the holder believing in more time than the nodes still give it', async () => {
+  // An extension is a compare-and-expire that each node applies as soon as it gets it; when
+  // the extension is then refused (no validity left, as here, or too few answers in time),
+  // the nodes keep the new TTL. With a shorter duration than the time left, lock.expiration
+  // must come down to it, or the holder would go on believing in validity the keys no
+  // longer have while another client takes the resource.
+  test('never leaves the holder believing in more time than the nodes still give it', async () => {
     const rl = redlock({ retryCount: 0 })
     const other = redlock({ retryCount: 0 })
     const key = uniqueKey('fm-short-extend')
@@ -434,12 +433,9 @@ describe('using() whose lock is lost', () => {
     expect(abortedAt).toBeLessThan(routineStarted + duration)
   })
 
-  // PRODUCT BUG (reported to the lead): with retries left, `using` keeps retrying the
-  // extension through the partition and only aborts once the engine finds no time left,
-  // i.e. about one retry pause (100-300 ms here) AFTER the lock's validity has ended; the
-  // routine believes it holds the lock during that window. `test.failing` keeps the suite
-  // green until it is fixed; Jest will then report this test, and `.failing` goes.
-  test.failing('a majority partitioned away (blackholed): the signal aborts before the validity ends', async () => {
+  // With retries left, the extension keeps retrying through the partition; the watchdog
+  // must still give up, and abort the routine's signal, while validity is left.
+  test('a majority partitioned away (blackholed): the signal aborts before the validity ends', async () => {
     const { routineStarted, abortedAt, signalError } = await lostWhileUsing(
       async () => {
         for (const n of fleet.slice(0, 3)) n.proxy.blackhole()
@@ -455,12 +451,9 @@ describe('using() whose lock is lost', () => {
 })
 
 describe('quit() with operations in flight', () => {
-  // PRODUCT BUG (reported to the lead): quit() does not end operations already running. Their
-  // retry loops go on: an acquire ends only after its current pause (with ERR_REDLOCK_QUORUM),
-  // and a release or a renewLock retrying forever (retryCount -1) never settles, since every
-  // attempt after quit() fails with "closed", and keeps the process alive. `test.failing`
-  // until fixed.
-  test.failing('every pending operation settles soon after quit(), and the process exits by itself', async () => {
+  // quit() ends operations already running: retry loops stop with ERR_REDLOCK_CLOSED, also
+  // a release or a renewLock retrying forever (retryCount -1), and the process can exit.
+  test('every pending operation settles soon after quit(), and the process exits by itself', async () => {
     const ports = [await freePort(), await freePort(), await freePort()]
     const script = `
       const Redlock = require(process.env.PKG)

@@ -540,11 +540,9 @@ describe('hostile objects: getters and Proxies that throw', () => {
   }
   const fields = fc.constantFrom(...Object.keys(settingFields))
 
-  // PRODUCT BUG (reported to the lead): the user's own exception from a getter or Proxy trap
-  // comes back as a plain Error with code ERR_REDLOCK_INTERNAL (index.js fromNative wraps
-  // what the binding rethrows), instead of the user's error itself (what Node's own APIs do)
-  // or a TypeError with a code. `test.failing` until fixed.
-  test.failing('settings whose getter throws: the call throws the user\'s own error (or a TypeError with a code), never an internal error', async () => {
+  // The user's own exception from a getter or Proxy trap comes back as itself (what Node's
+  // own APIs do), or as a TypeError with a code, never as an internal error.
+  test('settings whose getter throws: the call throws the user\'s own error (or a TypeError with a code), never an internal error', async () => {
     count('throwing getters/Proxies', 30)
     await fc.assert(
       fc.asyncProperty(fields, fc.constantFrom('getter', 'proxy'), fc.constantFrom('constructor', 'acquire', 'using', 'extend'), async (field, how, where) => {

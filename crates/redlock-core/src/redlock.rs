@@ -49,6 +49,8 @@ pub struct Redlock {
     listener: Mutex<Option<NodeErrorListener>>,
     lines: Arc<Lines>,
     notices: Notices,
+    /// Fired by [`Redlock::quit`]: every operation under way stops with [`Error::Closed`].
+    shutdown: CancellationToken,
 }
 
 /// Hands out [`Redlock::id`]s.
@@ -84,6 +86,7 @@ impl Redlock {
         Redlock {
             notices: Notices::new(&nodes),
             lines: Lines::of_process(),
+            shutdown: CancellationToken::new(),
             nodes,
             locks: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
@@ -146,6 +149,8 @@ impl Redlock {
             }
             _ = cancel.cancelled() => Error::Aborted { attempts: vec![] },
             _ = deadline => Error::AcquireTimeout { attempts: vec![] },
+            // Closed: the connections are gone, so is any chance of an undo.
+            _ = self.shutdown.cancelled() => return Err(Error::Closed),
         };
         // An attempt may have been in flight: undo it on every node, after it (the lanes see
         // to the order), before answering.
@@ -376,6 +381,7 @@ impl Redlock {
             }
             let per_node = settings.request_timeout.min(ttl).min(remaining);
             let start = Instant::now();
+            let started_at = now_ms();
             let round = self.start_round(
                 lock,
                 &script::EXTEND,
@@ -399,11 +405,16 @@ impl Redlock {
                     return Ok(());
                 }
             }
+            // Not extended, but any node that applied the new TTL (or may still) now lets
+            // the key go `ttl` after this attempt began: a shorter TTL shortens the lock.
+            let drift = quorum::drift(ttl, settings.drift_factor).as_millis() as u64;
+            let earliest = started_at + (ttl.as_millis() as u64).saturating_sub(drift);
+            lock.expiration.fetch_min(earliest, Ordering::SeqCst);
             if lost {
                 return Err(Error::LockExpired { attempts });
             }
             match settings.pause_before(retry + 1) {
-                Some(pause) => tokio::time::sleep(pause).await,
+                Some(pause) => self.pause(pause).await?,
                 None => return Err(Error::Quorum { attempts }),
             }
         }
@@ -439,7 +450,7 @@ impl Redlock {
                 });
             }
             match settings.pause_before(retry + 1) {
-                Some(pause) => tokio::time::sleep(pause).await,
+                Some(pause) => self.pause(pause).await?,
                 None => return Err(Error::Quorum { attempts }),
             }
         }
@@ -482,6 +493,7 @@ impl Redlock {
         }
         self.set_node_error_listener(None);
         self.notices.close();
+        self.shutdown.cancel();
     }
 
     /// The name of the line for `resources` on these nodes: shared by every client of this
@@ -511,6 +523,14 @@ impl Redlock {
             .clone();
         let request = Request { script, args, keys };
         Round::start(&self.nodes, listener, lock, request, per_node, counts)
+    }
+
+    /// Sleeps `pause`, unless the client is closed first.
+    async fn pause(&self, pause: Duration) -> Result<(), Error> {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => Ok(()),
+            _ = self.shutdown.cancelled() => Err(Error::Closed),
+        }
     }
 
     fn check_open(&self) -> Result<(), Error> {

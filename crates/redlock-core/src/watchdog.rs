@@ -86,7 +86,16 @@ impl Watchdog {
                     }
                 }
                 let ttl = hold_left.map_or(watch.ttl, |h| watch.ttl.min(h));
-                match redlock.extend(&lock, ttl, &settings).await {
+                // The extension must end while there is validity left to tell the holder.
+                let left = Duration::from_millis(lock.expiration().saturating_sub(now_ms()));
+                let extended = tokio::time::timeout(
+                    left.saturating_sub(margin),
+                    redlock.extend(&lock, ttl, &settings),
+                );
+                let Ok(extended) = extended.await else {
+                    return on_lost(Lost::Failed(Error::Quorum { attempts: vec![] }));
+                };
+                match extended {
                     Ok(()) => {}
                     Err(error @ (Error::LockExpired { .. } | Error::Closed)) => {
                         return on_lost(Lost::Failed(error));
