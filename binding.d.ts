@@ -71,8 +71,19 @@ export declare class Redlock {
    * after the operation was decided. The callback does not keep the process alive.
    */
   onNodeError(callback: (arg: NodeErrorEvent) => void): void
-  /** Closes every connection; operations afterwards fail with `ERR_REDLOCK_CLOSED`. */
-  quit(): void
+  /**
+   * Stops every operation under way, lets requests already sent finish (at most twice the
+   * request timeout), then closes every connection; operations afterwards fail with
+   * `ERR_REDLOCK_CLOSED`.
+   */
+  quit(): Promise<void>
+  /** Requests sent and not yet answered, the stragglers of decided rounds included. */
+  get inFlight(): number
+  /**
+   * Resolves once every request sent has been answered or has timed out. While it is
+   * pending the process stays alive, so that stragglers (a release on a slow node) land.
+   */
+  settled(): Promise<void>
 }
 
 /** Keeps a lock extended; made by `Redlock#watch`. */

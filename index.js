@@ -258,6 +258,7 @@ class Lock {
 /** A Redlock client over N independent Redis masters. */
 class Redlock extends EventEmitter {
   #native
+  #stragglers = null
 
   constructor(clients, settings) {
     super()
@@ -395,10 +396,13 @@ class Redlock extends EventEmitter {
     return { signal, stop }
   }
 
-  /** Closes every connection. Operations afterwards reject with `RedlockClosedError`. */
+  /**
+   * Stops every operation under way (they reject with `RedlockClosedError`), lets requests
+   * already sent finish so that a release on a slow node still lands, then closes every
+   * connection. Operations afterwards reject with `RedlockClosedError`.
+   */
   quit(callback) {
-    this.#native.quit()
-    return withCallback(Promise.resolve(), callback)
+    return withCallback(this.#native.quit(), callback)
   }
 
   // The original design's API.
@@ -454,8 +458,22 @@ class Redlock extends EventEmitter {
 
   async #run(operation, signal) {
     const outcome = await this.#call(operation)
+    this.#awaitStragglers()
     if (outcome.error) throw failureError(outcome, signal && signal.reason)
     return outcome
+  }
+
+  /**
+   * An operation answers at quorum; the other nodes' requests may still be under way (a
+   * release queued on a slow node behind the lock's own acquire). One pending promise keeps
+   * the process alive until they have landed or timed out.
+   */
+  #awaitStragglers() {
+    if (this.#stragglers || this.#native.inFlight === 0) return
+    this.#stragglers = this.#native.settled().then(() => {
+      this.#stragglers = null
+      this.#awaitStragglers()
+    })
   }
 
   /** 'error' (v5) and 'clientError' (v4) events; never thrown when nobody listens. */

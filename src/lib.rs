@@ -244,10 +244,35 @@ impl Redlock {
         }
     }
 
-    /// Closes every connection; operations afterwards fail with `ERR_REDLOCK_CLOSED`.
-    #[napi]
-    pub fn quit(&self) {
-        self.engine.quit();
+    /// Stops every operation under way, lets requests already sent finish (at most twice the
+    /// request timeout), then closes every connection; operations afterwards fail with
+    /// `ERR_REDLOCK_CLOSED`.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn quit<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let engine = self.engine.clone();
+        let grace =
+            Duration::from_secs_f64((2.0 * self.settings.request_timeout / 1000.0).min(5.0));
+        env.spawn_future(async move {
+            engine.quit(grace).await;
+            Ok(())
+        })
+    }
+
+    /// Requests sent and not yet answered, the stragglers of decided rounds included.
+    #[napi(getter)]
+    pub fn in_flight(&self) -> u32 {
+        self.engine.in_flight() as u32
+    }
+
+    /// Resolves once every request sent has been answered or has timed out. While it is
+    /// pending the process stays alive, so that stragglers (a release on a slow node) land.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn settled<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let engine = self.engine.clone();
+        env.spawn_future(async move {
+            engine.settled().await;
+            Ok(())
+        })
     }
 }
 

@@ -28,7 +28,7 @@ use crate::lock::{now_ms, random_value, Lock, Released};
 use crate::node::{Node, NodeConfig};
 use crate::notice::{self, Notices, Subscription};
 use crate::quorum;
-use crate::round::{answered, Decided, Keys, Request, Round};
+use crate::round::{answered, Decided, InFlight, Keys, Request, Round};
 use crate::script::{self, Script};
 use crate::settings::Settings;
 
@@ -51,6 +51,7 @@ pub struct Redlock {
     notices: Notices,
     /// Fired by [`Redlock::quit`]: every operation under way stops with [`Error::Closed`].
     shutdown: CancellationToken,
+    in_flight: Arc<InFlight>,
 }
 
 /// Hands out [`Redlock::id`]s.
@@ -87,6 +88,7 @@ impl Redlock {
             notices: Notices::new(&nodes),
             lines: Lines::of_process(),
             shutdown: CancellationToken::new(),
+            in_flight: Arc::default(),
             nodes,
             locks: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
@@ -485,15 +487,28 @@ impl Redlock {
         }
     }
 
-    /// Closes every connection. Operations after this fail with [`Error::Closed`].
-    pub fn quit(&self) {
+    /// Requests sent and not yet answered, the stragglers of decided rounds included.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.count()
+    }
+
+    /// Waits until every request sent has been answered or has timed out.
+    pub async fn settled(&self) {
+        self.in_flight.settled().await
+    }
+
+    /// Stops every operation under way (they fail with [`Error::Closed`]), lets the requests
+    /// already sent finish, within `grace`, so that a release on a slow node still lands, then
+    /// closes every connection. Operations after this fail with [`Error::Closed`] too.
+    pub async fn quit(&self, grace: Duration) {
         self.closed.store(true, Ordering::SeqCst);
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(grace, self.settled()).await;
         for node in &self.nodes {
             node.close();
         }
         self.set_node_error_listener(None);
         self.notices.close();
-        self.shutdown.cancel();
     }
 
     /// The name of the line for `resources` on these nodes: shared by every client of this
@@ -522,7 +537,15 @@ impl Redlock {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let request = Request { script, args, keys };
-        Round::start(&self.nodes, listener, lock, request, per_node, counts)
+        Round::start(
+            &self.nodes,
+            listener,
+            &self.in_flight,
+            lock,
+            request,
+            per_node,
+            counts,
+        )
     }
 
     /// Sleeps `pause`, unless the client is closed first.

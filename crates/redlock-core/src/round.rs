@@ -4,10 +4,11 @@
 //! own; the lanes ([`crate::lane`]) keep them ahead of the same lock's later commands.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::error::{Attempt, NodeError, Vote};
 use crate::fence;
@@ -34,6 +35,48 @@ pub(crate) struct Decided {
     /// The most nodes held by any one other lock: a quorum of them means a real holder,
     /// fewer means contenders split the nodes and nobody won.
     pub(crate) strongest_holder: usize,
+}
+
+/// The requests sent and not yet answered (or timed out), stragglers included, so that a
+/// client can wait for them before it closes, and keep its process alive meanwhile.
+#[derive(Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One request in flight; dropping it counts it out.
+pub(crate) struct Counted(Arc<InFlight>);
+
+impl InFlight {
+    fn begin(self: &Arc<Self>) -> Counted {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Counted(self.clone())
+    }
+
+    /// How many requests are in flight.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no request is in flight.
+    pub async fn settled(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// What a round asks of every node: a script, the arguments after the lock's value, and
@@ -93,6 +136,7 @@ impl Round {
     pub(crate) fn start(
         nodes: &[Arc<Node>],
         listener: Option<NodeErrorListener>,
+        in_flight: &Arc<InFlight>,
         lock: &Lock,
         request: Request,
         per_node: Duration,
@@ -120,7 +164,9 @@ impl Round {
             let args = args.clone();
             let tx = tx.clone();
             let listener = listener.clone();
+            let counted = in_flight.begin();
             tokio::spawn(async move {
+                let _counted = counted;
                 // The timeout starts once it is this command's turn: a command queued behind
                 // one that timed out must still be sent, or a release could be lost while
                 // the acquire it follows lands when the node resumes.

@@ -637,7 +637,7 @@ async fn after_quit_every_operation_fails_as_closed() {
         .await
         .unwrap();
 
-    redlock.quit();
+    redlock.quit(Duration::from_secs(1)).await;
 
     let err = redlock
         .acquire(names(&["other"]), TTL, &settings)
