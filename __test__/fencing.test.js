@@ -252,11 +252,11 @@ describe('fencing tokens on the shared servers', () => {
     await before.release()
     const seen = await redlock.using(
       [resource],
-      400,
-      { automaticExtensionThreshold: 250 },
+      1500,
+      { automaticExtensionThreshold: 1000 },
       async (signal, lock) => {
         const first = lock.fencingToken
-        await sleep(700) // long enough for the watchdog to extend at least once
+        await sleep(1200) // long enough for the watchdog to extend at least once
         expect(signal.aborted).toBe(false)
         return [first, lock.fencingToken]
       },

@@ -237,9 +237,9 @@ describe('using: a release failure never replaces the routine outcome (own serve
     }, 20000)
   }
 
-  // `release()` resolves at quorum. A process that then exits (or quits) drops the
-  // stragglers: on a slow node the release is still queued behind the lock's own SET (the
-  // per-node lane), is never written, and the SET lands alone, leaving the key there for the
+  // Regression: a process that exits (or quits) right after `release()` must not drop the
+  // release's stragglers. On a slow node the release waits behind the lock's own SET (the
+  // per-node lane); if it is never written, the SET lands alone and the key stays for the
   // whole TTL. node-redlock (v4) waits for every node before it resolves a release.
   for (const quit of [false, true]) {
     test(`a process that releases and then exits${quit ? ' after quit()' : ''} leaves no key behind on a slow node`, async () => {

@@ -99,8 +99,8 @@ describe('wake-on-release', () => {
         await new Promise((r) => setTimeout(r, 50))
         await lock.release()
         console.log(JSON.stringify({ acquired, released: now() }))
-        // release() resolves at quorum; give the stragglers time before leaving (a process
-        // that exits at once can leave its key on a slow node: see using.test.js).
+        // Linger a little before leaving, so that this test checks hand-offs only (exiting
+        // right after a release is covered in using.test.js).
         await new Promise((r) => setTimeout(r, 500))
         await redlock.quit()
       }, (e) => { console.log('failed ' + e.name + ' ' + e.message); process.exitCode = 2 })
@@ -144,11 +144,11 @@ describe('wake-on-release', () => {
     await goneEverywhere(key)
   }, 45000)
 
-  // Across processes (no shared line), a release wakes every waiter at once; their attempts
-  // can split the nodes (e.g. 2 + 2 + 1) so that nobody wins, each sees the others' keys on a
-  // quorum as "held", undoes its own without a notice, and waits for a notice that never
-  // comes: the lock then sits free until a retry timer fires. With retryDelay 3000 such a
-  // stall is plain to see as a gap between one holder's release and the next grant.
+  // Regression: across processes (no shared line), a release wakes every waiter at once;
+  // their attempts can split the nodes (e.g. 2 + 2 + 1) so that nobody wins. If each took the
+  // others' keys on a quorum for a real holder and undid its own without a notice, all would
+  // wait for a notice that never comes and the lock would sit free until a retry timer fired.
+  // With retryDelay 3000 such a stall shows as a gap between a release and the next grant.
   test('no lost wake-up after contended attempts: 6 processes × 15 rounds, the lock is never left free for a retry delay', async () => {
     const key = uniqueKey('wait-split-procs')
     const child = `
