@@ -253,11 +253,11 @@ impl Redlock {
             };
             if !woken {
                 retries += 1;
-            } else if tried.competed {
-                // Contenders woken by the same notices after all undid a contested round:
-                // a short random pause lets one of them go first.
-                let pause = tried.elapsed.mul_f64(2.0 * unit_random()) + Duration::from_millis(1);
-                tokio::time::sleep(pause).await;
+            } else {
+                // Every waiter of the resource, in every process, hears the same notice: a
+                // random pause of up to two round trips lets one of them reach the nodes
+                // first, and the others find it holding a quorum and go back to waiting.
+                tokio::time::sleep(tried.elapsed.mul_f64(2.0 * unit_random())).await;
             }
         }
     }
