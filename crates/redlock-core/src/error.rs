@@ -15,6 +15,9 @@ pub enum NodeError {
     Connection(String),
     /// The node answered with an error.
     Server(String),
+    /// The node refused to log in: a wrong or missing user or password. Never holds the
+    /// password.
+    Auth(String),
 }
 
 impl fmt::Display for NodeError {
@@ -23,6 +26,7 @@ impl fmt::Display for NodeError {
             NodeError::Timeout => f.write_str("no answer within the request timeout"),
             NodeError::Connection(m) => write!(f, "connection failed: {m}"),
             NodeError::Server(m) => write!(f, "the server answered with an error: {m}"),
+            NodeError::Auth(m) => write!(f, "authentication failed: {m}"),
         }
     }
 }
@@ -34,6 +38,7 @@ impl NodeError {
             NodeError::Timeout => "ERR_REDLOCK_NODE_TIMEOUT",
             NodeError::Connection(_) => "ERR_REDLOCK_NODE_CONNECTION",
             NodeError::Server(_) => "ERR_REDLOCK_NODE_SERVER",
+            NodeError::Auth(_) => "ERR_REDLOCK_NODE_AUTH",
         }
     }
 }
