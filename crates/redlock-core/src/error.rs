@@ -85,6 +85,17 @@ impl Attempt {
     pub fn votes_held(&self) -> usize {
         self.votes.iter().filter(|(_, v)| *v == Vote::Held).count()
     }
+
+    /// Whether so many nodes refused to log us in that no quorum is possible: retrying
+    /// cannot help until the credentials are fixed, so the operation fails at once.
+    pub fn refused_login(&self) -> bool {
+        let refused = self
+            .votes
+            .iter()
+            .filter(|(_, v)| matches!(v, Vote::Failed(NodeError::Auth(_))))
+            .count();
+        refused > self.membership - self.quorum
+    }
 }
 
 /// Why an operation failed.
