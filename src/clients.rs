@@ -12,7 +12,7 @@ use napi::bindgen_prelude::{BufferSlice, JsObjectValue, JsValue, Object, Unknown
 use napi::{Result, ValueType};
 use redlock_core::{NodeConfig, NodeConfigError, TlsConfig};
 
-use crate::args::{boolean, field, given, integer, invalid_type, invalid_value, object, string};
+use crate::args::{boolean, field, integer, invalid_type, invalid_value, object, string};
 
 /// Reads the client list into node configurations; refuses two entries that reach the same
 /// server and database, which would count one server's vote twice.
@@ -57,13 +57,10 @@ fn entry(value: &Unknown, name: &str) -> Result<NodeConfig> {
         return from_url(&string(value, name)?, name);
     }
     let entry = object(value, name)?;
-    if given(Some(entry.get_named_property::<Unknown>("isCluster")?)).is_some_and(|v| {
-        v.get_type().ok() == Some(ValueType::Boolean)
-            && unsafe { v.cast::<bool>() }.unwrap_or(false)
-    }) {
+    if is_cluster(&entry)? {
         return Err(invalid_value(
             name,
-            "a Redis Cluster client is not supported yet",
+            "a Redis Cluster as a quorum member is not supported yet; list independent Redis masters instead",
         ));
     }
     // A client object (ioredis, node-redis) keeps its connection settings in `options`.
@@ -87,6 +84,27 @@ fn entry(value: &Unknown, name: &str) -> Result<NodeConfig> {
         };
     }
     from_options(&entry, name)
+}
+
+/// Whether `entry` is, or describes, a Redis Cluster: an ioredis `Cluster` (`isCluster`), a
+/// node-redis cluster (`getSlotRandomNode`), or options naming cluster nodes.
+fn is_cluster(entry: &Object) -> Result<bool> {
+    if let Some(flag) = field(entry, "isCluster")? {
+        if flag.get_type()? == ValueType::Boolean && unsafe { flag.cast::<bool>() }? {
+            return Ok(true);
+        }
+    }
+    let method = entry.get_named_property::<Unknown>("getSlotRandomNode")?;
+    if method.get_type()? == ValueType::Function {
+        return Ok(true);
+    }
+    if field(entry, "rootNodes")?.is_some() {
+        return Ok(true);
+    }
+    Ok(match field(entry, "cluster")? {
+        Some(v) => v.get_type()? != ValueType::Boolean || unsafe { v.cast::<bool>() }?,
+        None => false,
+    })
 }
 
 fn from_url(url: &str, name: &str) -> Result<NodeConfig> {
