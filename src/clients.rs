@@ -101,8 +101,13 @@ fn is_cluster(entry: &Object) -> Result<bool> {
     if field(entry, "rootNodes")?.is_some() {
         return Ok(true);
     }
+    // `cluster: true` or `cluster: { … }`; ioredis clients have a `cluster` method.
     Ok(match field(entry, "cluster")? {
-        Some(v) => v.get_type()? != ValueType::Boolean || unsafe { v.cast::<bool>() }?,
+        Some(v) => match v.get_type()? {
+            ValueType::Boolean => unsafe { v.cast::<bool>() }?,
+            ValueType::Object => true,
+            _ => false,
+        },
         None => false,
     })
 }
