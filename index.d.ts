@@ -3,12 +3,12 @@
 
 import { EventEmitter } from 'node:events'
 
-/** A Redis server: a `redis://` URL, an options object, or an ioredis / node-redis client. */
+/** A Redis server: a `redis://` or `rediss://` URL, an options object, or an ioredis / node-redis client. */
 export type Client = string | ClientOptions | ClientObject
 
 /** Where a Redis server is and how to log in. */
 export interface ClientOptions {
-  /** A `redis://[user[:password]@]host[:port][/db]` URL; the other fields override it. */
+  /** A `redis[s]://[user[:password]@]host[:port][/db]` URL; the other fields override it. */
   url?: string
   /** Default `127.0.0.1`. */
   host?: string
@@ -21,8 +21,27 @@ export interface ClientOptions {
   database?: number
   /** Prepended to every key (ioredis's `keyPrefix`). */
   keyPrefix?: string
-  /** node-redis keeps `host` and `port` here. */
-  socket?: { host?: string; port?: number }
+  /** TLS (ioredis style): `true` for the system's CAs, or Node's `tls.connect` options. */
+  tls?: boolean | TlsOptions
+  /** node-redis keeps `host`, `port` and, with `tls: true`, the TLS options here. */
+  socket?: { host?: string; port?: number; tls?: boolean } & TlsOptions
+}
+
+/** PEM text: a string, a Buffer, or an array of them. */
+export type Pem = string | Uint8Array | ReadonlyArray<string | Uint8Array>
+
+/** The `tls.connect` options the engine understands. */
+export interface TlsOptions {
+  /** CAs to trust instead of the system's. */
+  ca?: Pem
+  /** Client certificate, for servers with `tls-auth-clients yes`. */
+  cert?: Pem
+  /** Unencrypted PEM private key of `cert`. */
+  key?: Pem
+  /** The name the server's certificate must be valid for, when not the host. */
+  servername?: string
+  /** Default true; false accepts any server certificate (tests only). */
+  rejectUnauthorized?: boolean
 }
 
 /** An existing client object (ioredis, node-redis): its `options` are read. */

@@ -106,15 +106,32 @@ pub fn stats(attempts: &[Attempt], labels: &[String], op: Operation) -> Vec<Atte
         .collect()
 }
 
-/// A failed operation's outcome.
+/// A failed operation's outcome. The message names the nodes that failed on the last
+/// attempt and why (unreachable, TLS, authentication), so that a misconfigured node shows
+/// in the error itself.
 pub fn failure(error: &Error, labels: &[String], op: Operation) -> Outcome {
+    let mut message = error.to_string();
+    let failed: Vec<String> = error
+        .attempts()
+        .last()
+        .map(|a| a.votes.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(node, vote)| match vote {
+            Vote::Failed(e) => Some(format!("{}: {e}", labels[*node])),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        message = format!("{message} Failed nodes: {}.", failed.join("; "));
+    }
     Outcome {
         lock: None,
         nodes_held: None,
         attempts: stats(error.attempts(), labels, op),
         error: Some(Failure {
             code: error.code().to_owned(),
-            message: error.to_string(),
+            message,
         }),
     }
 }

@@ -15,6 +15,9 @@ pub enum NodeError {
     Connection(String),
     /// The node answered with an error.
     Server(String),
+    /// The node refused to log in: a wrong or missing user or password. Never holds the
+    /// password.
+    Auth(String),
 }
 
 impl fmt::Display for NodeError {
@@ -23,6 +26,7 @@ impl fmt::Display for NodeError {
             NodeError::Timeout => f.write_str("no answer within the request timeout"),
             NodeError::Connection(m) => write!(f, "connection failed: {m}"),
             NodeError::Server(m) => write!(f, "the server answered with an error: {m}"),
+            NodeError::Auth(m) => write!(f, "authentication failed: {m}"),
         }
     }
 }
@@ -34,6 +38,7 @@ impl NodeError {
             NodeError::Timeout => "ERR_REDLOCK_NODE_TIMEOUT",
             NodeError::Connection(_) => "ERR_REDLOCK_NODE_CONNECTION",
             NodeError::Server(_) => "ERR_REDLOCK_NODE_SERVER",
+            NodeError::Auth(_) => "ERR_REDLOCK_NODE_AUTH",
         }
     }
 }
@@ -79,6 +84,17 @@ impl Attempt {
     /// How many nodes answered that another holder has the keys.
     pub fn votes_held(&self) -> usize {
         self.votes.iter().filter(|(_, v)| *v == Vote::Held).count()
+    }
+
+    /// Whether so many nodes refused to log us in that no quorum is possible: retrying
+    /// cannot help until the credentials are fixed, so the operation fails at once.
+    pub fn refused_login(&self) -> bool {
+        let refused = self
+            .votes
+            .iter()
+            .filter(|(_, v)| matches!(v, Vote::Failed(NodeError::Auth(_))))
+            .count();
+        refused > self.membership - self.quorum
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`quorum`]: who must agree, how votes are counted, and how long a grant stays valid;
 //! - [`retry`]: how long to wait between attempts;
 //! - [`node`]: one Redis master, its connection and its per-request timeout;
+//! - [`tls`]: certificates to trust and present, and what a failed handshake means;
 //! - [`fence`]: fencing tokens, monotonic per resource across quorums;
 //! - [`lane`]: the per-node ordering of one lock's commands;
 //! - [`line`]: the first-come first-served line of this process's acquirers per resource;
@@ -31,6 +32,7 @@ pub mod retry;
 pub mod round;
 pub mod script;
 pub mod settings;
+pub mod tls;
 pub mod watchdog;
 
 pub use error::{Attempt, Error, NodeError, Vote};
@@ -39,5 +41,6 @@ pub use node::{NodeConfig, NodeConfigError};
 pub use redlock::{NodeErrorListener, Redlock};
 pub use retry::RetryStrategy;
 pub use settings::Settings;
+pub use tls::TlsConfig;
 pub use tokio_util::sync::CancellationToken;
 pub use watchdog::{Lost, Watch, Watchdog};

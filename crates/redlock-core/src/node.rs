@@ -5,15 +5,24 @@
 //! one, so a node that comes back is used again without anyone asking. How long a request
 //! may take is the caller's business (see [`crate::redlock`]): every wait here, the connect
 //! included, is cancelled when the caller's per-node timeout runs out.
+//!
+//! The node opens its TCP stream itself, and with TLS does the handshake itself
+//! ([`crate::tls`]), then hands the stream to the redis crate, which logs in (AUTH, SELECT)
+//! on it. A login the server refuses is reported as [`NodeError::Auth`], at once, on every
+//! request: it is never waited out.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use crate::error::NodeError;
 use crate::script::Script;
+use crate::tls::{self, Handshake, TlsConfig};
 
 /// Where a node is and how to log in. Built from a URL or field by field.
 #[derive(Clone, PartialEq, Eq)]
@@ -30,6 +39,8 @@ pub struct NodeConfig {
     pub db: i64,
     /// Prepended to every key on this node (ioredis's `keyPrefix`).
     pub key_prefix: String,
+    /// TLS, when the connection is encrypted (`rediss://`, a `tls` option).
+    pub tls: Option<TlsConfig>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -43,8 +54,8 @@ impl std::fmt::Debug for NodeConfig {
 pub enum NodeConfigError {
     /// The URL could not be parsed as `redis://` (the text says why, without the URL).
     BadUrl(&'static str),
-    /// `rediss://` was asked for, and this build has no TLS.
-    TlsUnsupported,
+    /// The TLS settings cannot be used (the text names the field, never its content).
+    BadTls(&'static str),
 }
 
 impl NodeConfig {
@@ -57,22 +68,37 @@ impl NodeConfig {
             password: None,
             db: 0,
             key_prefix: String::new(),
+            tls: None,
         }
     }
 
-    /// Parses `redis://[user[:password]@]host[:port][/db]`.
+    /// Parses `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` for TLS (with
+    /// the system's CAs; `#insecure` accepts any server certificate). User and password are
+    /// percent-decoded.
     pub fn from_url(url: &str) -> Result<Self, NodeConfigError> {
-        if url.starts_with("rediss://") {
-            return Err(NodeConfigError::TlsUnsupported);
-        }
-        if !url.starts_with("redis://") {
-            return Err(NodeConfigError::BadUrl("it must start with redis://"));
+        if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+            return Err(NodeConfigError::BadUrl(
+                "it must start with redis:// or rediss://",
+            ));
         }
         let info = url
             .into_connection_info()
             .map_err(|_| NodeConfigError::BadUrl("it is not a valid redis:// URL"))?;
-        let ConnectionAddr::Tcp(host, port) = info.addr().clone() else {
-            return Err(NodeConfigError::BadUrl("it must name a TCP host"));
+        let (host, port, tls) = match info.addr().clone() {
+            ConnectionAddr::Tcp(host, port) => (host, port, None),
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                ..
+            } => {
+                let tls = TlsConfig {
+                    reject_unauthorized: !insecure,
+                    ..TlsConfig::default()
+                };
+                (host, port, Some(tls))
+            }
+            _ => return Err(NodeConfigError::BadUrl("it must name a TCP host")),
         };
         if host.is_empty() {
             return Err(NodeConfigError::BadUrl("it has no host"));
@@ -85,7 +111,19 @@ impl NodeConfig {
             password: settings.password().map(str::to_owned),
             db: settings.db(),
             key_prefix: String::new(),
+            tls,
         })
+    }
+
+    /// Checks what can be checked before connecting: the TLS certificates and key.
+    pub fn check(&self) -> Result<(), NodeConfigError> {
+        match &self.tls {
+            Some(tls) => tls
+                .handshake(&self.host)
+                .map(drop)
+                .map_err(NodeConfigError::BadTls),
+            None => Ok(()),
+        }
     }
 
     /// `host:port/db`: how the node is named in errors and events. Holds no credentials.
@@ -108,18 +146,16 @@ impl NodeConfig {
             && canonical(&self.host) == canonical(&other.host)
     }
 
-    fn connection_info(&self) -> ConnectionInfo {
-        let mut redis = redis::RedisConnectionInfo::default().set_db(self.db);
+    /// How the redis crate logs in on an open stream: user, password, db.
+    fn login(&self) -> RedisConnectionInfo {
+        let mut redis = RedisConnectionInfo::default().set_db(self.db);
         if let Some(user) = &self.username {
             redis = redis.set_username(user);
         }
         if let Some(password) = &self.password {
             redis = redis.set_password(password);
         }
-        let addr = ConnectionAddr::Tcp(self.host.clone(), self.port);
-        addr.into_connection_info()
-            .expect("a TCP address is always valid connection info")
-            .set_redis_settings(redis)
+        redis
     }
 }
 
@@ -141,7 +177,9 @@ pub struct Answer {
 pub struct Node {
     config: NodeConfig,
     label: String,
-    client: Client,
+    login: RedisConnectionInfo,
+    /// The prepared TLS handshake, or why the TLS settings cannot be used.
+    tls: Option<Result<Handshake, &'static str>>,
     /// The open connection, with a serial number so that a failure on an old connection
     /// never throws away a newer one.
     connection: Mutex<Option<(u32, MultiplexedConnection)>>,
@@ -154,12 +192,11 @@ pub struct Node {
 impl Node {
     /// A node for `config`. Opens nothing until the first request.
     pub fn new(config: NodeConfig) -> Self {
-        let client = Client::open(config.connection_info())
-            .expect("a TCP connection info is always accepted");
         Node {
             label: config.label(),
+            login: config.login(),
+            tls: config.tls.as_ref().map(|t| t.handshake(&config.host)),
             config,
-            client,
             connection: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             serial: AtomicU32::new(0),
@@ -217,6 +254,9 @@ impl Node {
                 }),
                 _ => Err(NodeError::Server(format!("unexpected answer {items:?}"))),
             },
+            Ok(redis::Value::ServerError(e)) if e.code() == "NOAUTH" => Err(NodeError::Auth(
+                "the server requires a password, and none was given".to_owned(),
+            )),
             Ok(redis::Value::ServerError(e)) => Err(NodeError::Server(e.to_string())),
             Ok(other) => Err(NodeError::Server(format!("unexpected answer {other:?}"))),
             Err(e)
@@ -234,10 +274,10 @@ impl Node {
         if self.closed.load(Ordering::SeqCst) {
             return Err(NodeError::Connection("the Redlock was closed".into()));
         }
-        self.client
-            .get_async_pubsub()
+        let stream = self.open().await?;
+        redis::aio::PubSub::new(&self.login, stream)
             .await
-            .map_err(|e| NodeError::Connection(e.to_string()))
+            .map_err(|e| self.failure(e))
     }
 
     /// Drops the connection and refuses further requests.
@@ -278,17 +318,74 @@ impl Node {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(None)
             .set_response_timeout(None);
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
+        let stream = self.open().await?;
+        let (conn, driver) = MultiplexedConnection::new_with_config(&self.login, stream, config)
             .await
-            .map_err(|e| NodeError::Connection(e.to_string()))?;
+            .map_err(|e| self.failure(e))?;
+        tokio::spawn(driver);
         let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
         if self.closed.load(Ordering::SeqCst) {
             return Err(NodeError::Connection("the Redlock was closed".into()));
         }
         *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some((serial, conn.clone()));
         Ok((serial, conn))
+    }
+}
+
+/// A connection to a node: plain TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for S {}
+
+impl Node {
+    /// Opens the TCP stream and, with TLS, does the handshake.
+    async fn open(&self) -> Result<Pin<Box<dyn Stream>>, NodeError> {
+        let host = self
+            .config
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let tcp = TcpStream::connect((host, self.config.port))
+            .await
+            .map_err(|e| NodeError::Connection(e.to_string()))?;
+        let Some(tls) = &self.tls else {
+            return Ok(Box::pin(tcp));
+        };
+        let Handshake { config, name } = tls
+            .clone()
+            .map_err(|why| NodeError::Connection(format!("TLS failed: {why}")))?;
+        let shown = name.to_str().into_owned();
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map(|s| Box::pin(s) as Pin<Box<dyn Stream>>)
+            .map_err(|e| {
+                NodeError::Connection(tls::describe(&e, &shown).unwrap_or_else(|| e.to_string()))
+            })
+    }
+
+    /// What a failed login on an open stream means: a refused password, a TLS problem seen
+    /// only after the handshake (TLS 1.3 servers check client certificates then), or a
+    /// broken connection.
+    fn failure(&self, error: redis::RedisError) -> NodeError {
+        let name = match &self.config.tls {
+            Some(TlsConfig {
+                servername: Some(name),
+                ..
+            }) => name.as_str(),
+            _ => self.config.host.as_str(),
+        };
+        if let Some(tls) = tls::describe(&error, name) {
+            return NodeError::Connection(tls);
+        }
+        match error.kind() {
+            redis::ErrorKind::AuthenticationFailed => {
+                NodeError::Auth(match &self.config.username {
+                    Some(_) => "the server refused the username and password".to_owned(),
+                    None => "the server refused the password".to_owned(),
+                })
+            }
+            _ => NodeError::Connection(error.to_string()),
+        }
     }
 }
 

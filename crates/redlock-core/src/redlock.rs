@@ -227,6 +227,10 @@ impl Redlock {
                 tokio::time::sleep(pause).await;
                 continue;
             }
+            if attempts.last().is_some_and(Attempt::refused_login) {
+                tried.settle().await;
+                return Err(acquire_failure(std::mem::take(attempts)));
+            }
             let retry_left = settings.retry_count.is_none_or(|count| retries < count);
             if tried.held && settings.wake_on_release && subscription.is_none() && retry_left {
                 subscription = Some(
@@ -415,6 +419,9 @@ impl Redlock {
             if lost {
                 return Err(Error::LockExpired { attempts });
             }
+            if attempts.last().is_some_and(Attempt::refused_login) {
+                return Err(Error::Quorum { attempts });
+            }
             match settings.pause_before(retry + 1) {
                 Some(pause) => self.pause(pause).await?,
                 None => return Err(Error::Quorum { attempts }),
@@ -450,6 +457,9 @@ impl Redlock {
                     nodes_held,
                     attempts,
                 });
+            }
+            if attempts.last().is_some_and(Attempt::refused_login) {
+                return Err(Error::Quorum { attempts });
             }
             match settings.pause_before(retry + 1) {
                 Some(pause) => self.pause(pause).await?,

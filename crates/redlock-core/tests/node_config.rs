@@ -1,6 +1,6 @@
 //! Node configuration from URLs, and how two configurations are told apart.
 
-use redlock_core::{NodeConfig, NodeConfigError};
+use redlock_core::{NodeConfig, NodeConfigError, TlsConfig};
 
 #[test]
 fn a_url_gives_user_password_host_port_and_db() {
@@ -34,11 +34,71 @@ fn the_label_and_debug_output_never_show_the_password() {
 }
 
 #[test]
-fn tls_urls_are_refused_as_unsupported() {
-    assert_eq!(
-        NodeConfig::from_url("rediss://user:pw@secure.example.com:6380"),
-        Err(NodeConfigError::TlsUnsupported)
-    );
+fn rediss_urls_ask_for_tls_with_the_system_cas() {
+    let config = NodeConfig::from_url("rediss://user:pw@secure.example.com:6380/1").unwrap();
+    assert_eq!(config.label(), "secure.example.com:6380/1");
+    assert_eq!(config.username.as_deref(), Some("user"));
+    assert_eq!(config.tls, Some(TlsConfig::default()));
+    assert!(config.tls.as_ref().unwrap().reject_unauthorized);
+    assert_eq!(config.check(), Ok(()));
+    let insecure = NodeConfig::from_url("rediss://h:1#insecure").unwrap();
+    assert!(!insecure.tls.unwrap().reject_unauthorized);
+    assert_eq!(NodeConfig::from_url("redis://h:1").unwrap().tls, None);
+}
+
+#[test]
+fn percent_encoded_users_and_passwords_are_decoded() {
+    let config = NodeConfig::from_url("redis://app%40eu:p%3As%2Fw%40rd%25@h:1").unwrap();
+    assert_eq!(config.username.as_deref(), Some("app@eu"));
+    assert_eq!(config.password.as_deref(), Some("p:s/w@rd%"));
+}
+
+#[test]
+fn unusable_tls_material_is_refused_naming_the_field_only() {
+    let with = |tls: TlsConfig| NodeConfig {
+        tls: Some(tls),
+        ..NodeConfig::new("127.0.0.1", 6379)
+    };
+    let garbage = b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n".to_vec();
+    let cases = [
+        (
+            TlsConfig {
+                ca: Some(b"not a certificate".to_vec()),
+                ..TlsConfig::default()
+            },
+            "tls.ca",
+        ),
+        (
+            TlsConfig {
+                cert: Some(b"x".to_vec()),
+                ..TlsConfig::default()
+            },
+            "together",
+        ),
+        (
+            TlsConfig {
+                cert: Some(b"x".to_vec()),
+                key: Some(garbage.clone()),
+                ..TlsConfig::default()
+            },
+            "tls.cert",
+        ),
+        (
+            TlsConfig {
+                servername: Some("not a name!".into()),
+                ..TlsConfig::default()
+            },
+            "server name",
+        ),
+    ];
+    for (tls, field) in cases {
+        let shown = format!("{tls:?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        match with(tls).check() {
+            Err(NodeConfigError::BadTls(why)) => assert!(why.contains(field), "{why}"),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
 }
 
 #[test]
