@@ -64,8 +64,6 @@ struct Tried {
     held: bool,
     /// Contenders split the nodes and nobody can have won.
     split: bool,
-    /// Some nodes were for us and some held by others.
-    competed: bool,
     elapsed: Duration,
     /// The undo of a failed attempt, under way.
     undo: Option<Round>,
@@ -292,7 +290,6 @@ impl Redlock {
             strongest_holder,
         } = round.decide(false).await;
         let held = record.votes_held() > 0;
-        let competed = held && record.votes_for() > 0;
         // Split: held nodes, but no other lock on a quorum of them, counting the nodes not
         // heard from as its: nobody won.
         let unheard = record.membership - record.votes.len();
@@ -330,7 +327,6 @@ impl Redlock {
                 granted: true,
                 held,
                 split,
-                competed,
                 elapsed,
                 undo: None,
             };
@@ -351,7 +347,6 @@ impl Redlock {
             granted: false,
             held,
             split,
-            competed,
             elapsed,
             undo: Some(undo),
         }
