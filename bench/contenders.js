@@ -244,8 +244,28 @@ function floorRust(runtime) {
   }
 }
 
-/** Every contender, in table order; `modes` picks the redlock-rs modes. */
-function contenders(modes = defaultModes()) {
+/**
+ * redlock-rs's engine (redlock-core) driven straight from Rust by bench/floor, without Node:
+ * the gap to the floor is the engine's cost, the gap to redlock-rs the binding's and runtime's.
+ * Optional: run only when named with `--contenders`.
+ */
+function engineRust(runtime) {
+  const multi = runtime === 'multi'
+  return {
+    ...floorRust(runtime),
+    id: multi ? 'engine-rust-mt' : 'engine-rust-ct',
+    label: multi ? 'engine without Node: multi-thread (2 workers)' : 'engine without Node: current-thread',
+    args: [...floorRust(runtime).args, '--engine'],
+    version: () => `redlock-core ${require(path.join(root, 'package.json')).version}, redis 1.8.1 (crate)`,
+    optional: true,
+  }
+}
+
+/**
+ * Every contender, in table order; `modes` picks the redlock-rs modes, `optional` adds the
+ * contenders that are only run when asked for.
+ */
+function contenders(modes = defaultModes(), { optional = false } = {}) {
   for (const mode of modes) {
     if (!REDLOCK_RS_MODES[mode]) {
       throw new Error(
@@ -261,6 +281,7 @@ function contenders(modes = defaultModes()) {
     floorIoredis,
     floorRust('multi'),
     floorRust('current'),
+    ...(optional ? [engineRust('multi'), engineRust('current')] : []),
   ]
 }
 

@@ -8,8 +8,9 @@
 // all of them alike) in a child process of its own, on the same servers, flushed in between.
 // Writes results.md, chart.svg and results.json to the output folder and prints the tables.
 //
-// Options: --smoke, --reps N, --out DIR, --contenders id,id, --scenarios id,id,
-// --modes mode,mode (redlock-rs modes, see bench/contenders.js).
+// Options: --smoke, --reps N, --out DIR, --contenders id,id (optional ones included, such as
+// engine-rust-mt and engine-rust-ct), --scenarios id,id, --modes mode,mode (redlock-rs modes,
+// see bench/contenders.js).
 
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -123,7 +124,7 @@ async function main() {
   const timing = options.smoke ? 'smoke' : 'full'
   const reps = options.reps || (options.smoke ? 1 : 3)
   const out = options.out || (options.smoke ? fs.mkdtempSync(path.join(os.tmpdir(), 'redlock-rs-bench-')) : RESULTS)
-  const all = contenders(options.modes || defaultModes())
+  const all = contenders(options.modes || defaultModes(), { optional: !!options.contenders })
   const chosen = options.contenders ? all.filter((c) => options.contenders.includes(c.id)) : all
   const scenarios = options.scenarios ? SCENARIOS.filter((s) => options.scenarios.includes(s.id)) : SCENARIOS
   if (!chosen.length || !scenarios.length) throw new Error('nothing to run')
