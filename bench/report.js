@@ -1,0 +1,224 @@
+'use strict'
+// Turns worker results into the report: medians and ranges over repetitions, a markdown
+// table per scenario with each row's ratio to the best, the targets of issue 6, and an SVG
+// chart drawn here by hand (one panel of bars per scenario).
+
+const { METRICS } = require('./scenarios')
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/** Median, min and max of `metric` over a contender's repetitions (null when none apply). */
+function spread(results, metric) {
+  const values = results.map(METRICS[metric].of).filter((v) => v !== null && Number.isFinite(v))
+  if (!values.length) return null
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) }
+}
+
+/** Tables of medians, ratios to the best and targets, from raw results by scenario and contender. */
+function summarize(raw, scenarios, meta) {
+  const tables = scenarios.map((scenario) => {
+    const headline = METRICS[scenario.headline]
+    const rows = meta.contenders
+      .filter((c) => raw[scenario.id] && raw[scenario.id][c.id])
+      .map((c) => {
+        const results = raw[scenario.id][c.id]
+        const values = {}
+        for (const metric of scenario.columns) values[metric] = spread(results, metric)
+        values[scenario.headline] ??= spread(results, scenario.headline)
+        return { ...c, values, stalled: results.some((r) => r.stalled > 0) }
+      })
+    const heads = rows.map((r) => r.values[scenario.headline]?.median).filter((v) => v > 0)
+    const best = headline.better === 'lower' ? Math.min(...heads) : Math.max(...heads)
+    for (const row of rows) {
+      const v = row.values[scenario.headline]?.median
+      row.ratio = v > 0 && heads.length ? (headline.better === 'lower' ? v / best : best / v) : null
+    }
+    return { scenario, rows }
+  })
+  return { meta, tables, targets: targets(tables) }
+}
+
+/** The targets of issue 6, for every redlock-rs mode that was measured. */
+function targets(tables) {
+  const table = (id) => tables.find((t) => t.scenario.id === id)
+  const value = (t, id, metric) => t?.rows.find((r) => r.id === id)?.values[metric]?.median
+  const lines = []
+  const latency = table('latency')
+  const wide = table('throughput-512')
+  const subjects = (latency || wide)?.rows.filter((r) => r.role === 'subject') || []
+  for (const subject of subjects) {
+    const p50 = value(latency, subject.id, 'p50')
+    const check = (name, ratio, limit, atMost) => {
+      if (!Number.isFinite(ratio)) return
+      const met = atMost ? ratio <= limit : ratio >= limit
+      lines.push({ subject: subject.label, name, ratio, limit, atMost, met })
+    }
+    for (const floor of ['floor-rust-mt', 'floor-rust-ct']) {
+      const label = latency?.rows.find((r) => r.id === floor)?.label
+      check(`uncontended p50 ÷ ${label}`, p50 / value(latency, floor, 'p50'), 1.3, true)
+    }
+    check('uncontended p50 ÷ redlock@4', p50 / value(latency, 'node-redlock-v4', 'p50'), 0.5, true)
+    const peers = (wide?.rows || []).filter((r) => r.role === 'library' && r.values.rate)
+    if (peers.length) {
+      const bestPeer = peers.reduce((a, b) => (b.values.rate.median > a.values.rate.median ? b : a))
+      const rate = value(wide, subject.id, 'rate')
+      check(`512 loops: cycles/s ÷ best JS peer (${bestPeer.label})`, rate / bestPeer.values.rate.median, 2, false)
+      const cpu = value(wide, subject.id, 'cpu')
+      check(
+        `512 loops: CPU per lock ÷ that of ${bestPeer.label}`,
+        cpu / bestPeer.values.cpu.median,
+        1,
+        true,
+      )
+    }
+  }
+  return lines
+}
+
+function number(v, metric) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '–'
+  const unit = METRICS[metric].unit
+  const digits = unit === 'ms' || (metric === 'failures' && v < 100) ? 1 : 0
+  return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+}
+
+function cell(spreadValue, metric, ranged, stalled) {
+  if (!spreadValue) return 'n/a'
+  const lowerBound = stalled && (metric === 'p50' || metric === 'p99') ? '≥ ' : ''
+  const main = lowerBound + number(spreadValue.median, metric)
+  if (!ranged || spreadValue.min === spreadValue.max) return main
+  return `${main} (${number(spreadValue.min, metric)}–${number(spreadValue.max, metric)})`
+}
+
+function markdown(summary) {
+  const { meta, tables } = summary
+  const out = []
+  out.push(
+    `Measured ${meta.date.slice(0, 16).replace('T', ' ')} UTC on ${meta.cores} cores (${meta.cpu}), ` +
+      `load ${meta.load} at start; Node ${meta.node}; ${meta.redis.replace(/ sha=.*/, '')}; ${meta.rustc}; ` +
+      `commit ${meta.commit}. ${meta.reps} repetition(s), ${meta.mode} timing: warm-up ${meta.timing.warmupMs} ms, ` +
+      `windows of ${meta.timing.durationMs} ms (contention ${meta.timing.contentionMs} ms); ` +
+      `cells are the median over repetitions, with (min–max) for the main figures; ` +
+      `"× best" is how many times worse than the best row on the table's first figure.`,
+    '',
+    'Contenders: ' + meta.contenders.map((c) => `${c.label} = ${c.version}`).join('; ') + '.',
+    '',
+  )
+  for (const { scenario, rows } of tables) {
+    out.push(`### ${scenario.title}`, '', `${scenario.about}.`, '')
+    const head = scenario.columns.map((m) => {
+      const { title, unit } = METRICS[m]
+      return unit ? `${title} (${unit})` : title
+    })
+    out.push(`| contender | ${head[0]} | × best | ${head.slice(1).join(' | ')} |`)
+    out.push(`|---|${scenario.columns.map(() => '--:|').join('')}--:|`)
+    for (const row of rows) {
+      const cells = scenario.columns.map((m) => cell(row.values[m], m, scenario.ranged.includes(m), row.stalled))
+      const ratio = row.ratio ? `${row.ratio.toFixed(2)}×` : '–'
+      out.push(`| ${row.label} | ${cells[0]} | ${ratio} | ${cells.slice(1).join(' | ')} |`)
+    }
+    if (rows.some((r) => r.stalled) && scenario.columns.includes('p50')) {
+      out.push('', '≥: some cycles had not finished a second after the window closed; they count with the time they had taken by then.')
+    }
+    out.push('')
+  }
+  if (summary.targets.length) {
+    out.push('### Targets', '', '| redlock-rs | target | ratio | limit | |', '|---|---|--:|--:|---|')
+    for (const t of summary.targets) {
+      out.push(
+        `| ${t.subject} | ${t.name} | ${t.ratio.toFixed(2)} | ${t.atMost ? '≤' : '≥'} ${t.limit} | ${t.met ? 'met' : '**missed**'} |`,
+      )
+    }
+    out.push('')
+  }
+  return out.join('\n')
+}
+
+const COLORS = { subject: '#d9480f', library: '#1971c2', floor: '#868e96' }
+
+function escape(text) {
+  return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+}
+
+/** One panel per scenario: a bar per contender for the scenario's headline metric. */
+function svg(summary) {
+  const width = 880
+  const labelWidth = 270
+  const barWidth = 470
+  const rowHeight = 20
+  const parts = []
+  let y = 30
+  parts.push(
+    `<text x="16" y="22" font-size="15" font-weight="bold">redlock-rs benchmark — ${escape(summary.meta.date.slice(0, 10))}, ${summary.meta.cores} cores, median of ${summary.meta.reps}</text>`,
+  )
+  let x = 16
+  y += 10
+  for (const [role, name] of [['subject', 'redlock-rs'], ['library', 'JavaScript libraries'], ['floor', 'floors']]) {
+    parts.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${COLORS[role]}"/>`)
+    parts.push(`<text x="${x + 18}" y="${y}" font-size="12">${name}</text>`)
+    x += 40 + name.length * 7
+  }
+  y += 16
+  for (const { scenario, rows } of summary.tables) {
+    const metric = METRICS[scenario.headline]
+    const values = rows.map((r) => r.values[scenario.headline]).filter(Boolean)
+    const top = Math.max(...values.map((v) => v.max), 1)
+    const bottom = Math.max(Math.min(...values.map((v) => v.min).filter((v) => v > 0)), 1e-9)
+    const log = top / bottom > 50
+    const scale = (v) => {
+      if (!(v > 0)) return 0
+      if (!log) return (v / top) * barWidth
+      const floor = Math.log10(bottom) - 0.3
+      return ((Math.log10(v) - floor) / (Math.log10(top) - floor)) * barWidth
+    }
+    const unit = metric.unit ? ` (${metric.unit})` : ''
+    y += 22
+    parts.push(
+      `<text x="16" y="${y}" font-size="13" font-weight="bold">${escape(scenario.title)}: ${escape(metric.title + unit)}, ${metric.better} is better${log ? ', log scale' : ''}</text>`,
+    )
+    y += 8
+    for (const row of rows) {
+      const v = row.values[scenario.headline]
+      y += rowHeight
+      parts.push(`<text x="${labelWidth - 6}" y="${y - 5}" font-size="12" text-anchor="end">${escape(row.label)}</text>`)
+      if (!v) {
+        parts.push(`<text x="${labelWidth + 4}" y="${y - 5}" font-size="12" fill="#868e96">n/a</text>`)
+        continue
+      }
+      const w = Math.max(scale(v.median), 1)
+      parts.push(`<rect x="${labelWidth}" y="${y - 15}" width="${w.toFixed(1)}" height="14" fill="${COLORS[row.role]}"/>`)
+      if (v.max > v.min) {
+        const a = labelWidth + scale(v.min)
+        const b = labelWidth + scale(v.max)
+        parts.push(`<line x1="${a.toFixed(1)}" x2="${b.toFixed(1)}" y1="${y - 8}" y2="${y - 8}" stroke="#212529" stroke-width="1.5"/>`)
+      }
+      const stalled = row.stalled && metric.unit === 'µs' ? '≥ ' : ''
+      parts.push(
+        `<text x="${(labelWidth + Math.max(w, scale(v.max)) + 6).toFixed(1)}" y="${y - 4}" font-size="12">${stalled}${escape(number(v.median, scenario.headline))}</text>`,
+      )
+    }
+    y += 6
+  }
+  y += 14
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="sans-serif">\n` +
+    `<rect width="100%" height="100%" fill="#ffffff"/>\n${parts.join('\n')}\n</svg>\n`
+  )
+}
+
+const START = '<!-- results:start -->'
+const END = '<!-- results:end -->'
+
+/** `doc` with the part between the results markers replaced by `markdown`. */
+function intoDocument(doc, markdown) {
+  const from = doc.indexOf(START)
+  const to = doc.indexOf(END)
+  if (from < 0 || to < from) return doc
+  return `${doc.slice(0, from + START.length)}\n\n${markdown}\n${doc.slice(to)}`
+}
+
+module.exports = { summarize, markdown, svg, intoDocument }
