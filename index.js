@@ -270,10 +270,12 @@ class Redlock extends EventEmitter {
     // Held weakly, so that the native side's reference never keeps this object alive.
     const self = new WeakRef(this)
     this.#native.onNodeError((event) => {
+      const redlock = self.deref()
+      if (!redlock || redlock.listenerCount('error') + redlock.listenerCount('clientError') === 0) return
       const error = new Error(`${event.node}: ${event.message}`)
       error.code = event.code
       error.node = event.node
-      self.deref()?.#emitNodeError(error)
+      redlock.#emitNodeError(error)
     })
   }
 

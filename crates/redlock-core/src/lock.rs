@@ -78,7 +78,13 @@ pub struct Released {
 pub(crate) fn random_value() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut value = String::with_capacity(32);
+    for b in bytes {
+        value.push(char::from(HEX[usize::from(b >> 4)]));
+        value.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    value
 }
 
 /// Wall-clock time in ms since the Unix epoch.

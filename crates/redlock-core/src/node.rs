@@ -227,13 +227,19 @@ impl Node {
         args: &[String],
     ) -> Result<Answer, NodeError> {
         let (serial, mut conn) = self.connection().await?;
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);
+        // Sized up front: growing the buffer argument by argument costs more than the rest.
+        let size = keys.iter().chain(args).map(|a| a.len() + 16).sum::<usize>() + 80;
+        let mut cmd = redis::Cmd::with_capacity(3 + keys.len() + args.len(), size);
+        cmd.arg("EVALSHA")
+            .arg(&script.sha)
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
         let mut answer = conn.send_packed_command(&cmd).await;
         if is_noscript(&answer) {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(script.source).arg(keys.len()).arg(keys).arg(args);
-            answer = conn.send_packed_command(&cmd).await;
+            // Rare (a restarted or flushed node): boxed, so that its future does not enlarge
+            // every request's.
+            answer = Box::pin(eval_source(&mut conn, script, keys, args)).await;
         }
         match answer {
             Ok(redis::Value::Int(count)) => Ok(Answer {
@@ -307,6 +313,11 @@ impl Node {
         if let Some(open) = self.current() {
             return Ok(open);
         }
+        // Rare: boxed, so that the connect's large future is not part of every request's.
+        Box::pin(self.connect()).await
+    }
+
+    async fn connect(&self) -> Result<(u32, MultiplexedConnection), NodeError> {
         let _gate = self.connecting.lock().await;
         if self.closed.load(Ordering::SeqCst) {
             return Err(NodeError::Connection("the Redlock was closed".into()));
@@ -387,6 +398,18 @@ impl Node {
             _ => NodeError::Connection(error.to_string()),
         }
     }
+}
+
+/// Sends `script` by its source (EVAL), for a node that does not know its SHA1.
+async fn eval_source(
+    conn: &mut MultiplexedConnection,
+    script: &Script,
+    keys: &[String],
+    args: &[String],
+) -> redis::RedisResult<redis::Value> {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script.source).arg(keys.len()).arg(keys).arg(args);
+    conn.send_packed_command(&cmd).await
 }
 
 /// Whether a node answered NOSCRIPT (it does not know the script's SHA1).
