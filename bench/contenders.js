@@ -19,16 +19,28 @@ const root = path.join(__dirname, '..')
 
 /** The modes of redlock-rs the runner knows. */
 const REDLOCK_RS_MODES = {
+  notification: {
+    default: true,
+    about: 'the defaults: a waiter wakes on the release notice (wakeOnRelease: true)',
+    settings: {},
+    env: {},
+  },
   polling: {
     default: true,
-    about: 'retries by polling, retryDelay ± retryJitter (the only mode today)',
-    settings: {},
+    about: 'retries by polling only, retryDelay ± retryJitter (wakeOnRelease: false)',
+    settings: { wakeOnRelease: false },
+    env: {},
+  },
+  fencing: {
+    default: true,
+    about: 'notification, and a fencing token with every acquisition (fencing: true)',
+    settings: { fencing: true },
     env: {},
   },
   'polling-1worker': {
     default: false,
     about: "polling, on a tokio runtime of 1 worker thread instead of napi's default of one per core",
-    settings: {},
+    settings: { wakeOnRelease: false },
     env: { TOKIO_WORKER_THREADS: '1' },
   },
 }
@@ -60,7 +72,7 @@ function disconnect(clients) {
 function redlockRs(mode) {
   const spec = REDLOCK_RS_MODES[mode]
   return {
-    id: mode === 'polling' ? 'redlock-rs' : `redlock-rs:${mode}`,
+    id: mode === 'notification' ? 'redlock-rs' : `redlock-rs:${mode}`,
     label: `redlock-rs [${mode}]`,
     role: 'subject',
     kind: 'node',
