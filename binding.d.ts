@@ -79,11 +79,6 @@ export declare class Redlock {
   quit(): Promise<void>
   /** Requests sent and not yet answered, the stragglers of decided rounds included. */
   get inFlight(): number
-  /**
-   * Resolves once every request sent has been answered or has timed out. While it is
-   * pending the process stays alive, so that stragglers (a release on a slow node) land.
-   */
-  settled(): Promise<void>
 }
 
 /** Keeps a lock extended; made by `Redlock#watch`. */

@@ -467,15 +467,15 @@ class Redlock extends EventEmitter {
 
   /**
    * An operation answers at quorum; the other nodes' requests may still be under way (a
-   * release queued on a slow node behind the lock's own acquire). One pending promise keeps
-   * the process alive until they have landed or timed out.
+   * release queued on a slow node behind the lock's own acquire). A timer keeps the process
+   * alive until they have landed or timed out; it costs one property read per operation.
    */
   #awaitStragglers() {
     if (this.#stragglers || this.#native.inFlight === 0) return
-    this.#stragglers = this.#native.settled().then(() => {
+    this.#stragglers = setTimeout(() => {
       this.#stragglers = null
       this.#awaitStragglers()
-    })
+    }, 10)
   }
 
   /** 'error' (v5) and 'clientError' (v4) events; never thrown when nobody listens. */

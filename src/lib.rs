@@ -263,17 +263,6 @@ impl Redlock {
     pub fn in_flight(&self) -> u32 {
         self.engine.in_flight() as u32
     }
-
-    /// Resolves once every request sent has been answered or has timed out. While it is
-    /// pending the process stays alive, so that stragglers (a release on a slow node) land.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn settled<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
-        let engine = self.engine.clone();
-        env.spawn_future(async move {
-            engine.settled().await;
-            Ok(())
-        })
-    }
 }
 
 /// Cancels the acquisition it is given to; made by the front door for an `AbortSignal`.

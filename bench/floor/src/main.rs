@@ -229,7 +229,7 @@ impl Nodes {
 /// Who takes the locks: the floor, or redlock-rs's engine.
 enum Client {
     Floor(Nodes),
-    Engine(redlock_core::Redlock, redlock_core::Settings),
+    Engine(Box<redlock_core::Redlock>, redlock_core::Settings),
 }
 
 /// A lock held by one or the other.
@@ -255,7 +255,10 @@ impl Client {
             },
             ..redlock_core::Settings::default()
         };
-        Client::Engine(redlock_core::Redlock::new(nodes.collect()), settings)
+        Client::Engine(
+            Box::new(redlock_core::Redlock::new(nodes.collect())),
+            settings,
+        )
     }
 
     /// Acquires `keys`, retrying as the workload says; `None` when not granted.

@@ -52,6 +52,8 @@ pub struct Redlock {
     /// Fired by [`Redlock::quit`]: every operation under way stops with [`Error::Closed`].
     shutdown: CancellationToken,
     in_flight: Arc<InFlight>,
+    /// The servers, sorted, as the start of every line name ([`Redlock::line_name`]).
+    line_prefix: String,
 }
 
 /// Hands out [`Redlock::id`]s.
@@ -82,11 +84,15 @@ impl Redlock {
     /// A client over `nodes`. Opens no connection until the first operation.
     pub fn new(nodes: Vec<NodeConfig>) -> Self {
         let nodes: Vec<Arc<Node>> = nodes.into_iter().map(|c| Arc::new(Node::new(c))).collect();
+        let mut labels: Vec<&str> = nodes.iter().map(|n| n.label()).collect();
+        labels.sort_unstable();
+        let line_prefix = labels.join("\u{0}");
         Redlock {
             notices: Notices::new(&nodes),
             lines: Lines::of_process(),
             shutdown: CancellationToken::new(),
             in_flight: Arc::default(),
+            line_prefix,
             nodes,
             locks: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
@@ -519,11 +525,12 @@ impl Redlock {
     /// The name of the line for `resources` on these nodes: shared by every client of this
     /// process that locks the same resources on the same servers.
     fn line_name(&self, resources: &[String]) -> String {
-        let mut name: Vec<String> = self.nodes.iter().map(|n| n.label().to_owned()).collect();
-        name.sort();
-        name.push(String::new());
-        name.extend(resources.iter().map(|r| self.nodes[0].key(r)));
-        name.join("\u{0}")
+        let mut name = self.line_prefix.clone();
+        for resource in resources {
+            name.push('\u{0}');
+            name.push_str(&self.nodes[0].key(resource));
+        }
+        name
     }
 
     /// Starts one fan-out of `script` over the lock's `keys` on every node ([`Round::start`]).
