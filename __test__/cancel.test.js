@@ -118,8 +118,8 @@ describe('signal', () => {
       expectAbortError(error, controller.signal)
       expect(error.cause).toBe('stop waiting')
       expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0)
-      // Only the holder's value, everywhere.
-      expect(await valuesOnAll(urls, key)).toEqual(urls.map(() => first.value))
+      // Only the holder's value, everywhere (the holder's last nodes may land after its quorum).
+      await settlesTo(key, first.value)
       await first.release()
       await settlesTo(key, null)
     })

@@ -2,8 +2,9 @@
 //!
 //! A node connects lazily on first use and shares one multiplexed connection among all
 //! locks. When the connection breaks, the node forgets it and the next request opens a new
-//! one, so a node that comes back is used again without anyone asking. How long a request
-//! may take is the caller's business (see [`crate::redlock`]): every wait here, the connect
+//! one, so a node that comes back is used again without anyone asking; after a failed
+//! connect, the node is not dialled again for a short back-off (requests fail at once with
+//! the same reason). How long a request may take is the caller's business (see [`crate::redlock`]): every wait here, the connect
 //! included, is cancelled when the caller's per-node timeout runs out.
 //!
 //! The node opens its TCP stream itself, and with TLS does the handshake itself
@@ -14,6 +15,7 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
@@ -187,7 +189,13 @@ pub struct Node {
     connecting: tokio::sync::Mutex<()>,
     serial: AtomicU32,
     closed: AtomicBool,
+    /// When the last connect failed, and why: for [`RECONNECT_BACKOFF`] after it, requests
+    /// fail at once with the same reason instead of dialling a dead node each time.
+    last_failure: Mutex<Option<(Instant, NodeError)>>,
 }
+
+/// How long after a failed connect a node is not dialled again.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
 impl Node {
     /// A node for `config`. Opens nothing until the first request.
@@ -201,6 +209,7 @@ impl Node {
             connecting: tokio::sync::Mutex::new(()),
             serial: AtomicU32::new(0),
             closed: AtomicBool::new(false),
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -325,14 +334,35 @@ impl Node {
         if let Some(open) = self.current() {
             return Ok(open);
         }
+        let recent = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((at, error)) = recent {
+            if at.elapsed() < RECONNECT_BACKOFF {
+                return Err(error);
+            }
+        }
         // The caller's timeout bounds the connect; no timeouts of the client's own.
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(None)
             .set_response_timeout(None);
-        let stream = self.open().await?;
-        let (conn, driver) = MultiplexedConnection::new_with_config(&self.login, stream, config)
-            .await
-            .map_err(|e| self.failure(e))?;
+        let connected = async {
+            let stream = self.open().await?;
+            MultiplexedConnection::new_with_config(&self.login, stream, config)
+                .await
+                .map_err(|e| self.failure(e))
+        };
+        let (conn, driver) = match connected.await {
+            Ok(connected) => connected,
+            Err(error) => {
+                *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), error.clone()));
+                return Err(error);
+            }
+        };
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tokio::spawn(driver);
         let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
         if self.closed.load(Ordering::SeqCst) {
