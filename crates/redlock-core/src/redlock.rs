@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -43,7 +43,6 @@ pub struct Redlock {
     /// `releaseLock(resource, id)`) is the same lock: its expiration, its fencing token, and
     /// the order of its earlier commands on each node.
     locks: Mutex<HashMap<String, Weak<Lock>>>,
-    closed: AtomicBool,
     /// Tells this client's locks from another's.
     id: u64,
     listener: Mutex<Option<NodeErrorListener>>,
@@ -95,7 +94,6 @@ impl Redlock {
             line_prefix,
             nodes,
             locks: Mutex::new(HashMap::new()),
-            closed: AtomicBool::new(false),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             listener: Mutex::new(None),
         }
@@ -512,7 +510,6 @@ impl Redlock {
     /// already sent finish, within `grace`, so that a release on a slow node still lands, then
     /// closes every connection. Operations after this fail with [`Error::Closed`] too.
     pub async fn quit(&self, grace: Duration) {
-        self.closed.store(true, Ordering::SeqCst);
         self.shutdown.cancel();
         let _ = tokio::time::timeout(grace, self.settled()).await;
         for node in &self.nodes {
@@ -569,7 +566,7 @@ impl Redlock {
     }
 
     fn check_open(&self) -> Result<(), Error> {
-        if self.closed.load(Ordering::SeqCst) {
+        if self.shutdown.is_cancelled() {
             Err(Error::Closed)
         } else {
             Ok(())
