@@ -486,6 +486,33 @@ async fn a_paused_node_costs_at_most_its_timeout() {
     );
 }
 
+/// Opens the connections, pauses 3 of the 5 servers, tries to acquire "r", and resumes them:
+/// the refusal, and how long it took.
+async fn refused_with_a_paused_majority(
+    servers: &[Server],
+    redlock: &redlock_core::Redlock,
+    settings: &Settings,
+) -> (Error, Duration) {
+    let warm = redlock
+        .acquire(names(&["warm"]), TTL, settings)
+        .await
+        .unwrap();
+    redlock.release(&warm, settings).await.unwrap();
+    for server in &servers[..3] {
+        server.pause();
+    }
+    let started = Instant::now();
+    let err = redlock
+        .acquire(names(&["r"]), TTL, settings)
+        .await
+        .refused();
+    let took = started.elapsed();
+    for server in &servers[..3] {
+        server.resume();
+    }
+    (err, took)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_majority_fails_in_bounded_time_and_leaves_no_key_once_resumed() {
     let servers = start_servers(5);
@@ -494,24 +521,7 @@ async fn a_paused_majority_fails_in_bounded_time_and_leaves_no_key_once_resumed(
         retry_count: Some(0),
         ..paused_settings()
     };
-    let warm = redlock
-        .acquire(names(&["warm"]), TTL, &settings)
-        .await
-        .unwrap();
-    redlock.release(&warm, &settings).await.unwrap();
-
-    for server in &servers[..3] {
-        server.pause();
-    }
-    let started = Instant::now();
-    let err = redlock
-        .acquire(names(&["r"]), TTL, &settings)
-        .await
-        .refused();
-    let took = started.elapsed();
-    for server in &servers[..3] {
-        server.resume();
-    }
+    let (err, took) = refused_with_a_paused_majority(&servers, &redlock, &settings).await;
 
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(err.code(), "ERR_REDLOCK_QUORUM");
@@ -533,24 +543,7 @@ async fn retries_against_a_paused_majority_leave_no_key_once_resumed() {
     let servers = start_servers(5);
     let redlock = redlock(&servers);
     let settings = paused_settings();
-    let warm = redlock
-        .acquire(names(&["warm"]), TTL, &settings)
-        .await
-        .unwrap();
-    redlock.release(&warm, &settings).await.unwrap();
-
-    for server in &servers[..3] {
-        server.pause();
-    }
-    let started = Instant::now();
-    let err = redlock
-        .acquire(names(&["r"]), TTL, &settings)
-        .await
-        .refused();
-    let took = started.elapsed();
-    for server in &servers[..3] {
-        server.resume();
-    }
+    let (err, took) = refused_with_a_paused_majority(&servers, &redlock, &settings).await;
 
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_eq!(err.code(), "ERR_REDLOCK_QUORUM");
