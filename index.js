@@ -117,7 +117,8 @@ function fromNative(error) {
 }
 
 function argumentError(code, message) {
-  const error = code === 'ERR_OUT_OF_RANGE' ? new RangeError(message) : new TypeError(message)
+  const range = code === 'ERR_OUT_OF_RANGE' || code === 'ERR_REDLOCK_CROSS_SLOT'
+  const error = range ? new RangeError(message) : new TypeError(message)
   error.code = code
   return error
 }

@@ -17,7 +17,7 @@ const WRONG = 'not-the-S3cret!'
 /** The README's rule for a restricted user whose lock names start with `locks:`. */
 const RULE = [
   'reset', 'on', `>${PASSWORD}`,
-  '~locks:*', '~redlock-rs:fence:*', '&redlock-rs:released:locks:*',
+  '~locks:*', '~redlock-rs:fence:*', '&redlock-rs:released:{locks:*',
   '+evalsha', '+eval', '+get', '+set', '+del', '+pexpire', '+publish',
   '+subscribe', '+unsubscribe', '+ping',
 ]

@@ -224,7 +224,8 @@ describe('wake-on-release', () => {
       const waiter = redlockWith({ wakeOnRelease, retryDelay: 300, retryJitter: 0, retryCount: 50 })
       const first = await holder.acquire([key], 10000)
       const waiting = waiter.acquire([key], 10000)
-      const channel = CHANNEL_PREFIX + key
+      // The channel carries the key's hash tag, the whole key when it has no braces.
+      const channel = `${CHANNEL_PREFIX}{${key}}`
       if (wakeOnRelease) {
         await until(
           async () => {

@@ -6,6 +6,7 @@
 
 use napi::bindgen_prelude::{JsObjectValue, JsValue, Object, Unknown};
 use napi::{Error, Result, Status, ValueType};
+use redlock_core::CrossSlot;
 
 /// The largest duration or delay accepted, in ms: about 24.8 days, as for `setTimeout`.
 pub const MAX_MS: f64 = 2_147_483_647.0;
@@ -40,6 +41,29 @@ pub fn invalid_value(name: &str, reason: &str) -> Error {
     refuse(
         "ERR_INVALID_ARG_VALUE",
         format!("The argument '{name}' is invalid: {reason}"),
+    )
+}
+
+/// Keys of one lock in different Redis Cluster slots: `RangeError` with
+/// `ERR_REDLOCK_CROSS_SLOT`, explaining hash tags.
+pub fn cross_slot(name: &str, member: &str, cross: &CrossSlot) -> Error {
+    let CrossSlot {
+        first,
+        other,
+        counter,
+        ..
+    } = cross;
+    let why = match counter {
+        false => format!(
+            "the keys of one lock must all hash to the same slot of the Redis Cluster {member}, and \"{first}\" and \"{other}\" do not. Give the resources a common hash tag, such as \"{{order:42}}:payment\" and \"{{order:42}}:invoice\": Redis Cluster hashes only the text between the first {{ and the next }}, so keys with the same tag share a slot"
+        ),
+        true => format!(
+            "with fencing, the counter \"{other}\" of key \"{first}\" must share its slot of the Redis Cluster {member}, and it cannot, because the key has a }} but no hash tag. Give the resource a hash tag, such as \"{{orders}}:rest\": Redis Cluster hashes only the text between the first {{ and the next }}"
+        ),
+    };
+    refuse(
+        "ERR_REDLOCK_CROSS_SLOT",
+        format!("The argument '{name}' is invalid: {why}"),
     )
 }
 

@@ -56,12 +56,13 @@ fn entry(value: &Unknown, name: &str) -> Result<NodeConfig> {
     if value.get_type()? == ValueType::String {
         return from_url(&string(value, name)?, name);
     }
+    if value.get_type()? == ValueType::Object && value.is_array()? {
+        // A list of URLs (or node objects): the startup nodes of one cluster.
+        return cluster(value, name, None)
+    }
     let entry = object(value, name)?;
-    if is_cluster(&entry)? {
-        return Err(invalid_value(
-            name,
-            "a Redis Cluster as a quorum member is not supported yet; list independent Redis masters instead",
-        ));
+    if let Some(member) = cluster_entry(&entry, name)? {
+        return Ok(member);
     }
     // A client object (ioredis, node-redis) keeps its connection settings in `options`.
     let is_client = ["sendCommand", "eval"].iter().any(|m| {
@@ -86,30 +87,183 @@ fn entry(value: &Unknown, name: &str) -> Result<NodeConfig> {
     from_options(&entry, name)
 }
 
-/// Whether `entry` is, or describes, a Redis Cluster: an ioredis `Cluster` (`isCluster`), a
-/// node-redis cluster (`getSlotRandomNode`), or options naming cluster nodes.
-fn is_cluster(entry: &Object) -> Result<bool> {
+/// A Redis Cluster entry, read when `entry` is or describes one: an ioredis `Cluster`
+/// (`isCluster`: its `startupNodes`, `options.redisOptions` and `options.keyPrefix`), a
+/// node-redis cluster (`getSlotRandomNode`: the `rootNodes` and `defaults` it was created
+/// with), node-redis cluster options (`rootNodes`, `defaults`), or options with
+/// `cluster: true` (startup nodes in `nodes`, `startupNodes`, or the entry's own `host` and
+/// `port`) or `cluster: { nodes }`.
+fn cluster_entry(entry: &Object, name: &str) -> Result<Option<NodeConfig>> {
+    let at = |key: &str| format!("{name}.{key}");
     if let Some(flag) = field(entry, "isCluster")? {
         if flag.get_type()? == ValueType::Boolean && unsafe { flag.cast::<bool>() }? {
-            return Ok(true);
+            let seeds = required(entry, "startupNodes", name)?;
+            let options = match field(entry, "options")? {
+                Some(o) => object(&o, &at("options"))?,
+                None => return cluster(&seeds, &at("startupNodes"), None).map(Some),
+            };
+            let redis = match field(&options, "redisOptions")? {
+                Some(r) => Some((object(&r, &at("options.redisOptions"))?, at("options.redisOptions"))),
+                None => None,
+            };
+            let mut member = cluster(
+                &seeds,
+                &at("startupNodes"),
+                redis.as_ref().map(|(o, n)| (o, n.as_str())),
+            )?;
+            if let Some(prefix) = field(&options, "keyPrefix")? {
+                member.key_prefix = string(&prefix, &at("options.keyPrefix"))?;
+            }
+            return Ok(Some(member));
         }
     }
     let method = entry.get_named_property::<Unknown>("getSlotRandomNode")?;
     if method.get_type()? == ValueType::Function {
-        return Ok(true);
+        // node-redis keeps the options it was created with in `_options`.
+        let Some(options) = field(entry, "_options")? else {
+            return Err(invalid_value(
+                name,
+                "this node-redis cluster has no readable options (rootNodes)",
+            ));
+        };
+        let options = object(&options, &at("_options"))?;
+        return node_redis_cluster(&options, &at("_options")).map(Some);
     }
     if field(entry, "rootNodes")?.is_some() {
-        return Ok(true);
+        return node_redis_cluster(entry, name).map(Some);
     }
-    // `cluster: true` or `cluster: { … }`; ioredis clients have a `cluster` method.
-    Ok(match field(entry, "cluster")? {
-        Some(v) => match v.get_type()? {
-            ValueType::Boolean => unsafe { v.cast::<bool>() }?,
-            ValueType::Object => true,
-            _ => false,
-        },
-        None => false,
+    // `cluster: true` or `cluster: { nodes }`; ioredis clients have a `cluster` method.
+    let Some(flag) = field(entry, "cluster")? else {
+        return Ok(None);
+    };
+    match flag.get_type()? {
+        ValueType::Boolean if unsafe { flag.cast::<bool>() }? => {}
+        ValueType::Object => {
+            let nested = object(&flag, &at("cluster"))?;
+            let seeds = required(&nested, "nodes", &at("cluster"))?;
+            return cluster(&seeds, &at("cluster.nodes"), Some((entry, name))).map(Some);
+        }
+        _ => return Ok(None),
+    }
+    for key in ["nodes", "startupNodes"] {
+        if let Some(seeds) = field(entry, key)? {
+            return cluster(&seeds, &at(key), Some((entry, name))).map(Some);
+        }
+    }
+    // The entry's own host and port are the one startup node.
+    let mut member = from_options(entry, name)?;
+    member.cluster = vec![(member.host.clone(), member.port)];
+    Ok(Some(member))
+}
+
+/// node-redis `createCluster` options: `rootNodes`, with `defaults` for every node.
+fn node_redis_cluster(options: &Object, name: &str) -> Result<NodeConfig> {
+    let seeds = required(options, "rootNodes", name)?;
+    let defaults = match field(options, "defaults")? {
+        Some(d) => Some(object(&d, &format!("{name}.defaults"))?),
+        None => None,
+    };
+    let defaults_name = format!("{name}.defaults");
+    cluster(
+        &seeds,
+        &format!("{name}.rootNodes"),
+        defaults.as_ref().map(|d| (d, defaults_name.as_str())),
+    )
+}
+
+fn required<'a>(entry: &Object<'a>, key: &str, name: &str) -> Result<Unknown<'a>> {
+    field(entry, key)?.ok_or_else(|| {
+        invalid_value(
+            name,
+            &format!("a Redis Cluster entry needs its startup nodes in '{key}'"),
+        )
     })
+}
+
+/// One cluster member from its startup nodes `seeds` (URLs, `host:port` strings, ports, or
+/// node option objects) and the `options` shared by all its nodes (user, password, TLS, key
+/// prefix). What `options` does not say is taken from the first startup node that says it.
+fn cluster(
+    seeds: &Unknown,
+    seeds_name: &str,
+    options: Option<(&Object, &str)>,
+) -> Result<NodeConfig> {
+    if seeds.get_type()? != ValueType::Object || !seeds.is_array()? {
+        return Err(invalid_type(
+            seeds_name,
+            "an array of the cluster's startup nodes",
+            seeds,
+        ));
+    }
+    // SAFETY: checked to be an array just above.
+    let list = unsafe { seeds.cast::<Object>() }?;
+    let len = list.get_array_length()?;
+    if len == 0 {
+        return Err(invalid_value(
+            seeds_name,
+            "it must name at least one startup node of the cluster",
+        ));
+    }
+    let mut nodes = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        let name = format!("{seeds_name}[{i}]");
+        nodes.push(seed(&list.get_element::<Unknown>(i)?, &name)?);
+    }
+    if nodes.iter().any(|n| n.tls.is_some() != nodes[0].tls.is_some()) {
+        return Err(invalid_value(
+            seeds_name,
+            "the startup nodes of one cluster must all use TLS (rediss://) or none",
+        ));
+    }
+    let mut member = match options {
+        Some((options, name)) => from_options(options, name)?,
+        None => NodeConfig::new("127.0.0.1", 6379),
+    };
+    let first = |pick: fn(&NodeConfig) -> Option<String>| nodes.iter().find_map(pick);
+    if member.username.is_none() {
+        member.username = first(|n| n.username.clone());
+    }
+    if member.password.is_none() {
+        member.password = first(|n| n.password.clone());
+    }
+    if member.tls.is_none() {
+        member.tls = nodes.iter().find_map(|n| n.tls.clone());
+    }
+    if member.key_prefix.is_empty() {
+        member.key_prefix = first(|n| Some(n.key_prefix.clone()).filter(|p| !p.is_empty()))
+            .unwrap_or_default();
+    }
+    member.host = nodes[0].host.clone();
+    member.port = nodes[0].port;
+    member.cluster = nodes.iter().map(|n| (n.host.clone(), n.port)).collect();
+    Ok(member)
+}
+
+/// One startup node: a URL, `host:port`, a port number, or an options object.
+fn seed(value: &Unknown, name: &str) -> Result<NodeConfig> {
+    match value.get_type()? {
+        ValueType::Number => {
+            let port = integer(value, name, 1.0, 65535.0)? as u16;
+            Ok(NodeConfig::new("127.0.0.1", port))
+        }
+        ValueType::String => {
+            let text = string(value, name)?;
+            if text.contains("://") {
+                return from_url(&text, name);
+            }
+            let (host, port) = text.rsplit_once(':').unwrap_or((text.as_str(), "6379"));
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| invalid_value(name, "it must be a URL or host:port"))?;
+            if host.is_empty() {
+                return Err(invalid_value(name, "it has no host"));
+            }
+            Ok(NodeConfig::new(host, port))
+        }
+        _ => from_options(&object(value, name)?, name),
+    }
 }
 
 fn from_url(url: &str, name: &str) -> Result<NodeConfig> {

@@ -83,6 +83,7 @@ impl Redlock {
         let resources = args::resources(&resources, "resources")?;
         let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
         let settings = self.settings.merge(settings, "settings")?.to_core();
+        self.check_slots(&resources, settings.fencing, "resources")?;
         let (engine, labels) = (self.engine.clone(), self.labels.clone());
         let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
         env.spawn_future(async move {
@@ -155,6 +156,7 @@ impl Redlock {
     #[napi]
     pub fn lock_by_id(&self, resources: Unknown, id: Unknown) -> Result<Lock> {
         let resources = args::resources(&resources, "resource")?;
+        self.check_slots(&resources, false, "resource")?;
         let id = args::string(&id, "lockId")?;
         if id.is_empty() {
             return Err(args::invalid_value("lockId", "it must not be empty"));
@@ -231,6 +233,19 @@ impl Redlock {
                 tsfn.call(event, ThreadsafeFunctionCallMode::NonBlocking);
             })));
         Ok(())
+    }
+
+    /// Refuses, before anything is sent, a lock whose keys a Redis Cluster member could not
+    /// take in one script (`RangeError`, `ERR_REDLOCK_CROSS_SLOT`).
+    fn check_slots(&self, resources: &[String], fencing: bool, name: &str) -> Result<()> {
+        match self.engine.cross_slot(resources, fencing) {
+            None => Ok(()),
+            Some(cross) => Err(args::cross_slot(
+                name,
+                &format!("clients[{}] ({})", cross.node, self.labels[cross.node]),
+                &cross,
+            )),
+        }
     }
 
     fn check_owner(&self, lock: &Lock) -> Result<()> {

@@ -10,6 +10,7 @@
 //! - [`quorum`]: who must agree, how votes are counted, and how long a grant stays valid;
 //! - [`retry`]: how long to wait between attempts;
 //! - [`node`]: one Redis master, its connection and its per-request timeout;
+//! - [`cluster`]: a whole Redis Cluster as one member of the quorum;
 //! - [`tls`]: certificates to trust and present, and what a failed handshake means;
 //! - [`fence`]: fencing tokens, monotonic per resource across quorums;
 //! - [`lane`]: the per-node ordering of one lock's commands;
@@ -19,6 +20,7 @@
 //! - [`script`]: the Lua scripts, in the meaning node-redlock gives them;
 //! - [`error`]: every failure, with a stable code.
 
+pub mod cluster;
 pub mod error;
 pub mod fence;
 pub mod lane;
@@ -38,7 +40,7 @@ pub mod watchdog;
 pub use error::{Attempt, Error, NodeError, Vote};
 pub use lock::{Lock, Released};
 pub use node::{NodeConfig, NodeConfigError};
-pub use redlock::{NodeErrorListener, Redlock};
+pub use redlock::{CrossSlot, NodeErrorListener, Redlock};
 pub use retry::RetryStrategy;
 pub use settings::Settings;
 pub use tls::TlsConfig;

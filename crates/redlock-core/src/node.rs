@@ -13,7 +13,7 @@
 //! request: it is never waited out.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConn
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use crate::cluster::{self, ClusterMember};
 use crate::error::NodeError;
 use crate::script::Script;
 use crate::tls::{self, Handshake, TlsConfig};
@@ -43,6 +44,9 @@ pub struct NodeConfig {
     pub key_prefix: String,
     /// TLS, when the connection is encrypted (`rediss://`, a `tls` option).
     pub tls: Option<TlsConfig>,
+    /// For a Redis Cluster member, its startup nodes (`host`, `port`: the first of them);
+    /// empty for a single server.
+    pub cluster: Vec<(String, u16)>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -71,6 +75,7 @@ impl NodeConfig {
             db: 0,
             key_prefix: String::new(),
             tls: None,
+            cluster: Vec::new(),
         }
     }
 
@@ -114,11 +119,24 @@ impl NodeConfig {
             db: settings.db(),
             key_prefix: String::new(),
             tls,
+            cluster: Vec::new(),
         })
     }
 
     /// Checks what can be checked before connecting: the TLS certificates and key.
     pub fn check(&self) -> Result<(), NodeConfigError> {
+        if self.is_cluster() {
+            if matches!(&self.tls, Some(t) if t.servername.is_some()) {
+                return Err(NodeConfigError::BadTls(
+                    "tls.servername cannot be used with a Redis Cluster: the client reaches each master at the address the cluster announces, and verifies its certificate for that address",
+                ));
+            }
+            if self.db != 0 {
+                return Err(NodeConfigError::BadUrl(
+                    "a Redis Cluster has only database 0",
+                ));
+            }
+        }
         match &self.tls {
             Some(tls) => tls
                 .handshake(&self.host)
@@ -128,13 +146,27 @@ impl NodeConfig {
         }
     }
 
-    /// `host:port/db`: how the node is named in errors and events. Holds no credentials.
+    /// `host:port/db`: how the node is named in errors and events, and `cluster[host:port,…]`
+    /// for a cluster with its startup nodes. Holds no credentials.
     pub fn label(&self) -> String {
+        if self.is_cluster() {
+            let seeds: Vec<String> = self
+                .cluster
+                .iter()
+                .map(|(host, port)| format!("{host}:{port}"))
+                .collect();
+            return format!("cluster[{}]", seeds.join(","));
+        }
         format!("{}:{}/{}", self.host, self.port, self.db)
     }
 
+    /// Whether this member is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster.is_empty()
+    }
+
     /// Whether two configurations reach the same database of the same server, which would
-    /// count one server's vote twice.
+    /// count one server's vote twice; for clusters, whether they share a startup node.
     pub fn same_database(&self, other: &NodeConfig) -> bool {
         fn canonical(host: &str) -> String {
             let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -143,9 +175,21 @@ impl NodeConfig {
                 other => other.to_owned(),
             }
         }
-        self.port == other.port
-            && self.db == other.db
-            && canonical(&self.host) == canonical(&other.host)
+        if !self.is_cluster() && !other.is_cluster() {
+            return self.port == other.port
+                && self.db == other.db
+                && canonical(&self.host) == canonical(&other.host);
+        }
+        // A cluster reaches every address it was given: sharing any one of them (whatever
+        // the db) means one server would vote twice.
+        let addresses = |c: &NodeConfig| -> Vec<(String, u16)> {
+            match c.is_cluster() {
+                true => c.cluster.iter().map(|(h, p)| (canonical(h), *p)).collect(),
+                false => vec![(canonical(&c.host), c.port)],
+            }
+        };
+        let theirs = addresses(other);
+        addresses(self).iter().any(|a| theirs.contains(a))
     }
 
     /// How the redis crate logs in on an open stream: user, password, db.
@@ -192,6 +236,10 @@ pub struct Node {
     /// When the last connect failed, and why: for [`RECONNECT_BACKOFF`] after it, requests
     /// fail at once with the same reason instead of dialling a dead node each time.
     last_failure: Mutex<Option<(Instant, NodeError)>>,
+    /// For a Redis Cluster member: its cluster client, which every script goes through.
+    cluster: Option<ClusterMember>,
+    /// For a Redis Cluster member: the startup node that pub/sub tries next.
+    next_seed: AtomicUsize,
 }
 
 /// How long after a failed connect a node is not dialled again.
@@ -204,6 +252,8 @@ impl Node {
             label: config.label(),
             login: config.login(),
             tls: config.tls.as_ref().map(|t| t.handshake(&config.host)),
+            cluster: config.is_cluster().then(|| ClusterMember::new(&config)),
+            next_seed: AtomicUsize::new(0),
             config,
             connection: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
@@ -216,6 +266,11 @@ impl Node {
     /// `host:port/db`, for errors and events.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Whether this member is a Redis Cluster (one vote for all its masters).
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
     }
 
     /// This node's key for `resource`.
@@ -235,15 +290,12 @@ impl Node {
         keys: &[String],
         args: &[String],
     ) -> Result<Answer, NodeError> {
+        if let Some(cluster) = &self.cluster {
+            // Boxed, so that the cluster's future does not enlarge a single node's.
+            return Box::pin(eval_cluster(cluster, script, keys, args)).await;
+        }
         let (serial, mut conn) = self.connection().await?;
-        // Sized up front: growing the buffer argument by argument costs more than the rest.
-        let size = keys.iter().chain(args).map(|a| a.len() + 16).sum::<usize>() + 80;
-        let mut cmd = redis::Cmd::with_capacity(3 + keys.len() + args.len(), size);
-        cmd.arg("EVALSHA")
-            .arg(&script.sha)
-            .arg(keys.len())
-            .arg(keys)
-            .arg(args);
+        let cmd = evalsha(script, keys, args);
         let mut answer = conn.send_packed_command(&cmd).await;
         if is_noscript(&answer) {
             // Rare (a restarted or flushed node): boxed, so that its future does not enlarge
@@ -251,29 +303,7 @@ impl Node {
             answer = Box::pin(eval_source(&mut conn, script, keys, args)).await;
         }
         match answer {
-            Ok(redis::Value::Int(count)) => Ok(Answer {
-                count,
-                counter: None,
-                holder: None,
-            }),
-            Ok(redis::Value::BulkString(holder)) => Ok(Answer {
-                count: 0,
-                counter: None,
-                holder: Some(String::from_utf8_lossy(&holder).into_owned()),
-            }),
-            Ok(redis::Value::Array(items)) => match items.as_slice() {
-                [redis::Value::Int(count), redis::Value::Int(counter)] => Ok(Answer {
-                    count: *count,
-                    counter: Some(*counter),
-                    holder: None,
-                }),
-                _ => Err(NodeError::Server(format!("unexpected answer {items:?}"))),
-            },
-            Ok(redis::Value::ServerError(e)) if e.code() == "NOAUTH" => Err(NodeError::Auth(
-                "the server requires a password, and none was given".to_owned(),
-            )),
-            Ok(redis::Value::ServerError(e)) => Err(NodeError::Server(e.to_string())),
-            Ok(other) => Err(NodeError::Server(format!("unexpected answer {other:?}"))),
+            Ok(value) => to_answer(value),
             Err(e)
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
             {
@@ -289,15 +319,50 @@ impl Node {
         if self.closed.load(Ordering::SeqCst) {
             return Err(NodeError::Connection("the Redlock was closed".into()));
         }
-        let stream = self.open().await?;
+        if self.is_cluster() {
+            return Box::pin(self.cluster_pubsub()).await;
+        }
+        let stream = self.open(&self.config.host, self.config.port, &self.tls).await?;
         redis::aio::PubSub::new(&self.login, stream)
             .await
             .map_err(|e| self.failure(e))
     }
 
+    /// Pub/sub on a cluster: a cluster forwards every published message to all its nodes, so
+    /// one connection to any startup node hears all release notices. When that node fails,
+    /// the next call tries the next one.
+    async fn cluster_pubsub(&self) -> Result<redis::aio::PubSub, NodeError> {
+        let seeds = &self.config.cluster;
+        let first = self.next_seed.load(Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..seeds.len() {
+            let (host, port) = &seeds[(first + i) % seeds.len()];
+            let handshake = self.config.tls.as_ref().map(|t| t.handshake(host));
+            let opened = match self.open(host, *port, &handshake).await {
+                Ok(stream) => redis::aio::PubSub::new(&self.login, stream)
+                    .await
+                    .map_err(|e| self.failure(e)),
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(pubsub) => {
+                    // Next time, after a failure of this one, start with the one after it.
+                    self.next_seed
+                        .store((first + i + 1) % seeds.len(), Ordering::Relaxed);
+                    return Ok(pubsub);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| NodeError::Connection("no startup node".into())))
+    }
+
     /// Drops the connection and refuses further requests.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        if let Some(cluster) = &self.cluster {
+            cluster.close();
+        }
         self.connection
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -349,7 +414,9 @@ impl Node {
             .set_connection_timeout(None)
             .set_response_timeout(None);
         let connected = async {
-            let stream = self.open().await?;
+            let stream = self
+                .open(&self.config.host, self.config.port, &self.tls)
+                .await?;
             MultiplexedConnection::new_with_config(&self.login, stream, config)
                 .await
                 .map_err(|e| self.failure(e))
@@ -378,17 +445,18 @@ trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for S {}
 
 impl Node {
-    /// Opens the TCP stream and, with TLS, does the handshake.
-    async fn open(&self) -> Result<Pin<Box<dyn Stream>>, NodeError> {
-        let host = self
-            .config
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let tcp = TcpStream::connect((host, self.config.port))
+    /// Opens the TCP stream to `host:port` and, with TLS, does the `handshake`.
+    async fn open(
+        &self,
+        host: &str,
+        port: u16,
+        handshake: &Option<Result<Handshake, &'static str>>,
+    ) -> Result<Pin<Box<dyn Stream>>, NodeError> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = TcpStream::connect((host, port))
             .await
             .map_err(|e| NodeError::Connection(e.to_string()))?;
-        let Some(tls) = &self.tls else {
+        let Some(tls) = handshake else {
             return Ok(Box::pin(tcp));
         };
         let Handshake { config, name } = tls
@@ -430,16 +498,84 @@ impl Node {
     }
 }
 
+/// EVALSHA of `script` over `keys` with `args`.
+fn evalsha(script: &Script, keys: &[String], args: &[String]) -> redis::Cmd {
+    // Sized up front: growing the buffer argument by argument costs more than the rest.
+    let size = keys.iter().chain(args).map(|a| a.len() + 16).sum::<usize>() + 80;
+    let mut cmd = redis::Cmd::with_capacity(3 + keys.len() + args.len(), size);
+    cmd.arg("EVALSHA")
+        .arg(&script.sha)
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args);
+    cmd
+}
+
+/// Runs `script` on the cluster's master for the keys' slot: the cluster client routes it
+/// by its first key and follows redirections.
+async fn eval_cluster(
+    cluster: &ClusterMember,
+    script: &Script,
+    keys: &[String],
+    args: &[String],
+) -> Result<Answer, NodeError> {
+    let mut conn = cluster.connection().await?;
+    use redis::aio::ConnectionLike;
+    let mut answer = conn.req_packed_command(&evalsha(script, keys, args)).await;
+    if is_noscript(&answer) {
+        answer = eval_source(&mut conn, script, keys, args).await;
+    }
+    match answer {
+        Ok(value) => to_answer(value),
+        Err(e) if e.code() == Some("NOAUTH") => Err(
+            NodeError::Auth("the cluster requires a password, and none was given".to_owned()),
+        ),
+        Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() => {
+            Err(cluster::failure(&e))
+        }
+        Err(e) => Err(NodeError::Server(e.to_string())),
+    }
+}
+
+/// What a script's answer means.
+fn to_answer(value: redis::Value) -> Result<Answer, NodeError> {
+    match value {
+        redis::Value::Int(count) => Ok(Answer {
+            count,
+            counter: None,
+            holder: None,
+        }),
+        redis::Value::BulkString(holder) => Ok(Answer {
+            count: 0,
+            counter: None,
+            holder: Some(String::from_utf8_lossy(&holder).into_owned()),
+        }),
+        redis::Value::Array(items) => match items.as_slice() {
+            [redis::Value::Int(count), redis::Value::Int(counter)] => Ok(Answer {
+                count: *count,
+                counter: Some(*counter),
+                holder: None,
+            }),
+            _ => Err(NodeError::Server(format!("unexpected answer {items:?}"))),
+        },
+        redis::Value::ServerError(e) if e.code() == "NOAUTH" => Err(NodeError::Auth(
+            "the server requires a password, and none was given".to_owned(),
+        )),
+        redis::Value::ServerError(e) => Err(NodeError::Server(e.to_string())),
+        other => Err(NodeError::Server(format!("unexpected answer {other:?}"))),
+    }
+}
+
 /// Sends `script` by its source (EVAL), for a node that does not know its SHA1.
 async fn eval_source(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl redis::aio::ConnectionLike,
     script: &Script,
     keys: &[String],
     args: &[String],
 ) -> redis::RedisResult<redis::Value> {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(script.source).arg(keys.len()).arg(keys).arg(args);
-    conn.send_packed_command(&cmd).await
+    conn.req_packed_command(&cmd).await
 }
 
 /// Whether a node answered NOSCRIPT (it does not know the script's SHA1).

@@ -31,9 +31,15 @@ use crate::node::Node;
 /// script is given it, so the name is made here only.
 pub const CHANNEL_PREFIX: &str = "redlock-rs:released:";
 
-/// The pub/sub channel on which the release of `key` is announced.
+/// The pub/sub channel on which the release of `key` is announced (the release script names
+/// it the same way). It hashes to the key's Redis Cluster slot: a key with a hash tag keeps
+/// it in the channel name, and a key without a `}` becomes the channel's tag. (A key with a
+/// `}` but no tag, rare, is named as is.)
 pub fn channel(key: &str) -> String {
-    format!("{CHANNEL_PREFIX}{key}")
+    match key.contains('}') {
+        true => format!("{CHANNEL_PREFIX}{key}"),
+        false => format!("{CHANNEL_PREFIX}{{{key}}}"),
+    }
 }
 
 /// The waiters of one channel.

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::{cluster, fence};
 use crate::error::{Attempt, Error, NodeError, Vote};
 use crate::lane::Lanes;
 use crate::line::Lines;
@@ -57,6 +58,20 @@ pub struct Redlock {
 
 /// Hands out [`Redlock::id`]s.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Two keys of one lock that a cluster member would hash to different slots
+/// ([`Redlock::cross_slot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossSlot {
+    /// The index of the cluster member.
+    pub node: usize,
+    /// The lock's first key, as that member names it (its key prefix included).
+    pub first: String,
+    /// A key in another slot.
+    pub other: String,
+    /// Whether `other` is a fencing counter rather than a lock key.
+    pub counter: bool,
+}
 
 /// What one attempt came to.
 struct Tried {
@@ -466,6 +481,39 @@ impl Redlock {
             }
         }
         unreachable!("the retry loop returns")
+    }
+
+    /// Finds keys of a lock on `resources` that a Redis Cluster member could not take in
+    /// one script: the first cluster member (by index) whose keys, and with `fencing` their
+    /// counters, do not all hash to one slot, with two keys that differ. Checked before
+    /// anything is sent; a cluster would answer CROSSSLOT.
+    pub fn cross_slot(&self, resources: &[String], fencing: bool) -> Option<CrossSlot> {
+        for (index, node) in self.nodes.iter().enumerate() {
+            if !node.is_cluster() {
+                continue;
+            }
+            let keys: Vec<String> = resources.iter().map(|r| node.key(r)).collect();
+            let mut all: Vec<String> = keys.clone();
+            if fencing {
+                all.extend(keys.iter().map(|k| fence::counter_key(k)));
+            }
+            if cluster::same_slot(all.iter().map(String::as_str)) {
+                continue;
+            }
+            let first = &all[0];
+            let other = all[1..]
+                .iter()
+                .find(|k| !cluster::same_slot([first.as_str(), k.as_str()].into_iter()))
+                .cloned()
+                .unwrap_or_default();
+            return Some(CrossSlot {
+                node: index,
+                first: first.clone(),
+                counter: !keys.contains(&other),
+                other,
+            });
+        }
+        None
     }
 
     /// The lock on `resources` whose value is `value`, for operations that name a lock by

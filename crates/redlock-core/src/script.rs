@@ -99,8 +99,10 @@ return #KEYS
 
 /// Compare-and-delete: deletes each key that still holds ARGV[1]. Answers how many it
 /// deleted, so that a caller can tell a node that still held the lock from one that did not.
-/// With a channel prefix in ARGV[2], it announces each deletion on prefix..key with the
-/// lock's value, which wakes the waiters of [`crate::notice`] other than the lock's own.
+/// With a channel prefix in ARGV[2], it announces each deletion with the lock's value on
+/// the key's channel ([`crate::notice::channel`]: prefix..key, or prefix.."{"..key.."}" for a
+/// key without a "}", so that the channel hashes to the key's Redis Cluster slot), which
+/// wakes the waiters of [`crate::notice`] other than the lock's own.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -109,7 +111,11 @@ for _, key in ipairs(KEYS) do
   if redis.call("GET", key) == ARGV[1] then
     redis.call("DEL", key)
     if ARGV[2] and ARGV[2] ~= "" then
-      redis.call("PUBLISH", ARGV[2] .. key, ARGV[1])
+      local channel = ARGV[2] .. "{" .. key .. "}"
+      if string.find(key, "}", 1, true) then
+        channel = ARGV[2] .. key
+      end
+      redis.call("PUBLISH", channel, ARGV[1])
     end
     deleted = deleted + 1
   end

@@ -64,6 +64,13 @@ pub(crate) struct Handshake {
     pub(crate) name: ServerName<'static>,
 }
 
+/// Makes ring the process's default rustls provider, for the TLS the redis crate does itself
+/// (cluster members), which builds its configuration from the default. A no-op after the
+/// first call.
+pub(crate) fn install_provider() {
+    let _ = ring::default_provider().install_default();
+}
+
 impl TlsConfig {
     /// Checks the certificates and key and prepares the handshake for a node at `host`.
     /// The error says which field is wrong, never what it holds.
