@@ -55,12 +55,14 @@ const MAX_OUTPUT = 64 * 1024
 
 class RedisServer {
   /**
-   * @param {{ port: number, dir?: string, persistence?: boolean }} opts
+   * @param {{ port: number, dir?: string, persistence?: boolean, args?: string[] }} opts
+   *   `args`: extra redis-server arguments, appended to the command line on every start
    */
-  constructor({ port, dir, persistence = false } = {}) {
+  constructor({ port, dir, persistence = false, args = [] } = {}) {
     if (!port) throw new Error('RedisServer requires a port')
     this.port = port
     this.persistence = !!persistence
+    this.args = (args || []).map(String)
     this._ownDir = !dir
     this.dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), `redlock-rs-redis-${port}-`))
     this.proc = null
@@ -93,6 +95,7 @@ class RedisServer {
     ]
     if (this.persistence) args.push('--appendonly', 'yes', '--appendfsync', 'always')
     else args.push('--appendonly', 'no')
+    args.push(...this.args)
 
     this.output = ''
     const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
