@@ -4,7 +4,32 @@
 import { EventEmitter } from 'node:events'
 
 /** A Redis server: a `redis://` or `rediss://` URL, an options object, or an ioredis / node-redis client. */
-export type Client = string | ClientOptions | ClientObject
+export type Client = string | ClientOptions | ClientObject | ClusterClient
+
+/**
+ * A Redis Cluster as one member of the quorum: its startup nodes as a list, options with
+ * `cluster`, node-redis `createCluster` options, or an ioredis `Cluster` / node-redis cluster.
+ */
+export type ClusterClient =
+  | ReadonlyArray<StartupNode>
+  | (ClientOptions & {
+      cluster: true | { nodes: ReadonlyArray<StartupNode> }
+      nodes?: ReadonlyArray<StartupNode>
+      startupNodes?: ReadonlyArray<StartupNode>
+    })
+  | { rootNodes: ReadonlyArray<StartupNode>; defaults?: ClientOptions }
+  | ClusterObject
+
+/** One startup node of a cluster: a URL, `host:port`, a port, or node options. */
+export type StartupNode = string | number | ClientOptions
+
+/**
+ * An existing cluster client: an ioredis `Cluster` (`isCluster`, `startupNodes`, `options`)
+ * or a node-redis cluster (its `rootNodes` and `defaults` are read).
+ */
+export type ClusterObject =
+  | { readonly isCluster: boolean }
+  | { getSlotRandomNode(slot: number): unknown }
 
 /** Where a Redis server is and how to log in. */
 export interface ClientOptions {
@@ -197,8 +222,13 @@ export class Lock {
 export default class Redlock extends EventEmitter {
   constructor(clients: ReadonlyArray<Client>, settings?: Partial<Settings>)
   readonly settings: Settings
-  /** The nodes, as `host:port/db`. */
+  /** The members, as `host:port/db` (a cluster: `cluster[host:port,…]`). */
   readonly nodes: string[]
+  /**
+   * Requests sent and not yet answered or timed out: an operation answers at quorum, and the
+   * other members' requests may still be on their way.
+   */
+  readonly inFlight: number
 
   acquire(resources: string | string[], duration: number, settings?: CallSettings): Promise<Lock>
   acquire(resources: string | string[], duration: number, callback: Callback<Lock>): Promise<Lock>

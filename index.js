@@ -285,9 +285,17 @@ class Redlock extends EventEmitter {
     return this.#native.settings
   }
 
-  /** The nodes, as `host:port/db`. */
+  /** The members, as `host:port/db` (a cluster: `cluster[host:port,…]`). */
   get nodes() {
     return this.#native.nodes
+  }
+
+  /**
+   * Requests sent and not yet answered or timed out: an operation answers at quorum, and the
+   * other members' requests may still be on their way.
+   */
+  get inFlight() {
+    return this.#native.inFlight
   }
 
   /**

@@ -229,6 +229,9 @@ fn cluster(
     if member.tls.is_none() {
         member.tls = nodes.iter().find_map(|n| n.tls.clone());
     }
+    if member.db == 0 {
+        member.db = nodes.iter().map(|n| n.db).find(|db| *db != 0).unwrap_or(0);
+    }
     if member.key_prefix.is_empty() {
         member.key_prefix = first(|n| Some(n.key_prefix.clone()).filter(|p| !p.is_empty()))
             .unwrap_or_default();

@@ -329,6 +329,59 @@ function summarize({ seed, seconds, o, resources, plan, faults, injectErrors, re
   }
 }
 
+/**
+ * The exclusion check without a fault plan, over any client entries (clusters included):
+ * `workers` processes contend for `resources` for `seconds` while `during()` runs the
+ * caller's own fault (a slot migration, a failover). Resolves with the same report as
+ * runChaos; a failure of `during` is one of its problems.
+ */
+async function contend({ clients, clockUrl, seconds, resources, during = async () => {}, seed = 1, ...options }) {
+  const o = { ...DEFAULTS, ...options, settings: { ...DEFAULTS.settings, ...options.settings } }
+  const ms = Math.round(seconds * 1000)
+  const workers = []
+  const injectErrors = []
+  try {
+    for (let id = 0; id < o.workers; id++) {
+      workers.push(
+        startWorker({
+          id,
+          seed: (seed + 7919 * (id + 1)) >>> 0,
+          urls: clients,
+          clockUrl,
+          resources,
+          loops: o.loops,
+          ttl: o.ttl,
+          holdMs: o.holdMs,
+          marginMs: o.marginMs,
+          extendChance: o.extendChance,
+          slackMs: o.slackMs,
+          settings: o.settings,
+        }),
+      )
+    }
+    await Promise.all(workers.map((w) => w.ready))
+    const start = Date.now()
+    for (const w of workers) w.child.send({ type: 'go', deadline: start + ms })
+    await during().catch((e) => injectErrors.push(`during: ${e.stack || e.message}`))
+    const results = await Promise.all(
+      workers.map(async (w) => {
+        let timer
+        const hung = new Promise((resolve) => {
+          timer = setTimeout(() => resolve({ type: 'hung' }), Math.max(0, start + ms - Date.now()) + 30000)
+        })
+        const r = await Promise.race([w.result, hung])
+        clearTimeout(timer)
+        return r
+      }),
+    )
+    return summarize({ seed, seconds, o, resources, plan: [], faults: {}, injectErrors, results })
+  } finally {
+    for (const w of workers) {
+      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
+    }
+  }
+}
+
 /** The report as text. */
 function formatReport(r) {
   const lines = [
@@ -348,4 +401,4 @@ function formatReport(r) {
   return lines.join('\n')
 }
 
-module.exports = { runChaos, formatReport, planFaults, findViolations, validInterval }
+module.exports = { runChaos, contend, formatReport, planFaults, findViolations, validInterval }

@@ -2,6 +2,8 @@
 import Redlock, { ExecutionError, Lock, LockError, ResourceLockedError, type Settings } from '../..'
 import type { AutoExtension, ExecutionStats, RedlockAbortSignal, ReleaseResult } from '../..'
 import { AbortError, AcquireTimeoutError, MaxHoldError } from '../..'
+import IORedis from 'ioredis'
+import { createCluster } from 'redis'
 
 async function waiting(redlock: Redlock): Promise<boolean> {
   const controller = new AbortController()
@@ -62,3 +64,19 @@ const redlock = new Redlock(clients, { driftFactor: 0.01, retryCount: -1, reques
 const settings: Settings = redlock.settings
 const Default: typeof Redlock = Redlock.default
 void [v5, v4, original, waiting, settings, Default, Redlock.Lock, Redlock.ExecutionError]
+
+function clusters(): Redlock {
+  const io = new IORedis.Cluster([{ host: '127.0.0.1', port: 7000 }], { keyPrefix: 'app:' })
+  const nodeRedis = createCluster({ rootNodes: [{ url: 'redis://127.0.0.1:7100' }] })
+  const redlock = new Redlock([
+    ['redis://127.0.0.1:7200', 'redis://127.0.0.1:7201'],
+    { cluster: true, nodes: ['127.0.0.1:7300', 7301, { host: '127.0.0.1', port: 7302 }], password: 'x' },
+    { cluster: { nodes: ['127.0.0.1:7400'] } },
+    { rootNodes: [{ url: 'redis://127.0.0.1:7500' }], defaults: { password: 'x' } },
+    io,
+    nodeRedis,
+  ])
+  const pending: number = redlock.inFlight
+  return pending >= 0 ? redlock : redlock
+}
+void clusters
