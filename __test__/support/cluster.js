@@ -253,6 +253,8 @@ class Cluster {
     this.nodes = []
     /** `redis://127.0.0.1:PORT` of every node, what a client is given as startup nodes. */
     this.seeds = []
+    /** With `tls`: `rediss://127.0.0.1:TLSPORT` of every node. */
+    this.tlsSeeds = []
     this._paused = new Set()
     this._stopping = null
   }
@@ -608,6 +610,7 @@ class Cluster {
         for (const n of this.nodes) {
           reservedPorts.delete(n.port)
           reservedPorts.delete(n.busPort)
+          reservedPorts.delete(n.tlsPort)
         }
         this._paused.clear()
         activeClusters.delete(this)
@@ -618,11 +621,25 @@ class Cluster {
 }
 
 /** Starts one cluster-mode redis-server on fresh ports (a few tries, in case a port is taken meanwhile). */
-async function startNode(nodeTimeout, args) {
+async function startNode(nodeTimeout, args, tls) {
   let lastErr
   for (let attempt = 0; attempt < 4; attempt++) {
     const port = await reservePort()
     const busPort = await reservePort()
+    const tlsPort = tls ? await reservePort() : undefined
+    // With TLS the cluster bus and replication are encrypted too, and a TLS client is told
+    // the TLS ports of the other nodes; the plain port stays for the harness.
+    const tlsArgs = tls
+      ? [
+          '--tls-port', String(tlsPort),
+          '--tls-cert-file', tls.certs.file('server.crt'),
+          '--tls-key-file', tls.certs.file('server.key'),
+          '--tls-ca-cert-file', tls.certs.file('ca.crt'),
+          '--tls-auth-clients', tls.authClients ? 'yes' : 'no',
+          '--tls-cluster', 'yes',
+          '--tls-replication', 'yes',
+        ]
+      : []
     const server = new RedisServer({
       port,
       args: [
@@ -633,18 +650,20 @@ async function startNode(nodeTimeout, args) {
         '--appendonly', 'no',
         // Replicas sync at once instead of after the default 5 s diskless-sync delay.
         '--repl-diskless-sync-delay', '0',
+        ...tlsArgs,
         ...args,
       ],
     })
     try {
       await server.start()
-      return { port, url: server.url, busPort, id: undefined, server }
+      return { port, url: server.url, busPort, tlsPort, id: undefined, server }
     } catch (err) {
       lastErr = err
       await server.kill().catch(() => {})
       server.cleanup()
       reservedPorts.delete(port)
       reservedPorts.delete(busPort)
+      reservedPorts.delete(tlsPort)
       // Only a port taken meanwhile is worth another try.
       if (/not found on PATH|FATAL CONFIG FILE ERROR/.test(err.message)) break
     }
@@ -656,9 +675,11 @@ async function startNode(nodeTimeout, args) {
  * Starts a Redis Cluster of `masters` masters with `replicas` replicas each on loopback and
  * resolves once it is formed (every node ok, all slots assigned, views agree, replicas
  * linked). `args` are added to every redis-server; `timeout` bounds the wait after
- * `redis-cli --cluster create`. Everything started is stopped if a step fails.
+ * `redis-cli --cluster create`. With `tls: { certs, authClients }` (certificates from
+ * support/deploy.js) every node also listens for TLS, and `tlsSeeds` lists those ports.
+ * Everything started is stopped if a step fails.
  */
-async function startCluster({ masters = 3, replicas = 0, nodeTimeout = 2000, args = [], timeout = 20000 } = {}) {
+async function startCluster({ masters = 3, replicas = 0, nodeTimeout = 2000, args = [], timeout = 20000, tls } = {}) {
   if (!Number.isInteger(masters) || masters < 3) throw new RangeError('a Redis Cluster needs at least 3 masters')
   if (!Number.isInteger(replicas) || replicas < 0) throw new RangeError('replicas must be an integer >= 0')
   installExitHook()
@@ -666,11 +687,12 @@ async function startCluster({ masters = 3, replicas = 0, nodeTimeout = 2000, arg
   activeClusters.add(cluster)
   try {
     const total = masters * (1 + replicas)
-    const results = await Promise.allSettled(Array.from({ length: total }, () => startNode(nodeTimeout, args)))
+    const results = await Promise.allSettled(Array.from({ length: total }, () => startNode(nodeTimeout, args, tls)))
     for (const r of results) if (r.status === 'fulfilled') cluster.nodes.push(r.value)
     const failed = results.find((r) => r.status === 'rejected')
     if (failed) throw failed.reason
     cluster.seeds = cluster.nodes.map((n) => n.url)
+    if (tls) cluster.tlsSeeds = cluster.nodes.map((n) => `rediss://127.0.0.1:${n.tlsPort}`)
 
     await redisCli(
       [

@@ -106,13 +106,48 @@ impl ClusterMember {
 
 /// What a failed cluster connect or request means, in words that hold no secret.
 pub(crate) fn failure(error: &redis::RedisError) -> NodeError {
-    match error.kind() {
-        redis::ErrorKind::AuthenticationFailed => {
-            NodeError::Auth("the cluster refused the credentials".to_owned())
-        }
-        _ => NodeError::Connection(error.to_string()),
+    if error.kind() == redis::ErrorKind::AuthenticationFailed {
+        return NodeError::Auth("the cluster refused the credentials".to_owned());
     }
+    let text = error.to_string();
+    if let Some(tls) = crate::tls::describe(error, "the address the cluster announces") {
+        return NodeError::Connection(tls);
+    }
+    // The cluster client keeps only the text of a failed handshake.
+    for (rustls, why) in TLS_FAILURES {
+        if text.contains(rustls) {
+            return NodeError::Connection(format!("TLS failed: {why}"));
+        }
+    }
+    // A refused login on every startup node reaches us as text too.
+    let refused = ["AuthenticationFailed", "WRONGPASS", "invalid username-password"];
+    if refused.iter().any(|r| text.contains(r)) {
+        return NodeError::Auth("the cluster refused the credentials".to_owned());
+    }
+    if text.contains("NOAUTH") {
+        return NodeError::Auth(
+            "the cluster requires a password, and none was given".to_owned(),
+        );
+    }
+    NodeError::Connection(text)
 }
+
+/// rustls's words for a refused handshake, as the cluster client reports them, and ours.
+const TLS_FAILURES: [(&str, &str); 4] = [
+    (
+        "UnknownIssuer",
+        "the server's certificate is not signed by a trusted CA (check tls.ca)",
+    ),
+    (
+        "NotValidForName",
+        "the server's certificate is not valid for the address the cluster announces",
+    ),
+    ("Expired", "the server's certificate has expired"),
+    (
+        "CertificateRequired",
+        "the server asks for a client certificate (give tls.cert and tls.key)",
+    ),
+];
 
 fn build(config: &NodeConfig) -> Result<ClusterClient, String> {
     let scheme = if config.tls.is_some() { "rediss" } else { "redis" };
