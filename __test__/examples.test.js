@@ -54,6 +54,21 @@ test('http-handler.js: concurrent deposits through two instances lose nothing; b
 
 const withServers = canStartServers ? test : test.skip
 
+withServers('cluster.js: a hash-tagged lock on a cluster member, the RangeError without a tag, and no lost increment through a slot move', async () => {
+  const result = await runExample('cluster.js')
+  expect(result.stderr).toBe('')
+  expect(result.stdout).toMatch(/^members: 127\.0\.0\.1:\d+\/0 \| 127\.0\.0\.1:\d+\/0 \| cluster\[/m)
+  expect(result.stdout).toMatch(/locked \{order:42\}:payment \+ \{order:42\}:invoice on the cluster's master :\d+ \(slot 8691\)/)
+  expect(result.stdout).toContain('without a hash tag: RangeError ERR_REDLOCK_CROSS_SLOT')
+  const moved = /slot 8691 moved :(\d+) -> :(\d+) during the run/.exec(result.stdout)
+  expect(moved && moved[1]).not.toBe(moved && moved[2])
+  const counted = /(\d+) increments under the lock, counter = (\d+)/.exec(result.stdout)
+  expect(Number(counted[1])).toBeGreaterThan(0)
+  expect(counted[2]).toBe(counted[1])
+  expect(result.stdout).toContain('lock keys left behind: 0')
+  expect(result.code).toBe(0)
+}, 60000)
+
 withServers('demo.js --quick: locks survive 2 of 5 nodes down, fail cleanly without a quorum, recover; nothing lost', async () => {
   const started = Date.now()
   const result = await runExample('demo.js', ['--quick', '--json'], { env: { REDLOCK_DEMO_SERVERS: '' } })

@@ -33,6 +33,9 @@ use crate::node::NodeConfig;
 /// reconnects included); the caller's per-node timeout still bounds every request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How many times the cluster client may retry one request: redirections count too.
+const RETRIES: u32 = 2;
+
 /// How long after a failed connect the cluster is not dialled again.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -156,7 +159,15 @@ fn build(config: &NodeConfig) -> Result<ClusterClient, String> {
         .iter()
         .map(|(host, port)| format!("{scheme}://{host}:{port}"))
         .collect();
-    let mut builder = ClusterClientBuilder::new(seeds);
+    // Redirections (MOVED, ASK) are followed at once. A master that cannot take the keys
+    // now (TRYAGAIN: a multi-key lock while its slot migrates; or a slot without a master)
+    // is tried once more within 10 ms, not retried for over a second as by default: a round
+    // waiting on that vote holds the other nodes it won meanwhile, so contenders that split
+    // the other nodes would keep them split for as long. Redlock's own retries come next.
+    let mut builder = ClusterClientBuilder::new(seeds)
+        .retries(RETRIES)
+        .min_retry_wait(1)
+        .max_retry_wait(10);
     if let Some(user) = &config.username {
         builder = builder.username(user);
     }
