@@ -123,14 +123,16 @@ pub(crate) fn failure(error: &redis::RedisError) -> NodeError {
         }
     }
     // A refused login on every startup node reaches us as text too.
-    let refused = ["AuthenticationFailed", "WRONGPASS", "invalid username-password"];
+    let refused = [
+        "AuthenticationFailed",
+        "WRONGPASS",
+        "invalid username-password",
+    ];
     if refused.iter().any(|r| text.contains(r)) {
         return NodeError::Auth("the cluster refused the credentials".to_owned());
     }
     if text.contains("NOAUTH") {
-        return NodeError::Auth(
-            "the cluster requires a password, and none was given".to_owned(),
-        );
+        return NodeError::Auth("the cluster requires a password, and none was given".to_owned());
     }
     NodeError::Connection(text)
 }
@@ -153,7 +155,11 @@ const TLS_FAILURES: [(&str, &str); 4] = [
 ];
 
 fn build(config: &NodeConfig) -> Result<ClusterClient, String> {
-    let scheme = if config.tls.is_some() { "rediss" } else { "redis" };
+    let scheme = if config.tls.is_some() {
+        "rediss"
+    } else {
+        "redis"
+    };
     let seeds: Vec<String> = config
         .cluster
         .iter()
@@ -211,7 +217,9 @@ mod tests {
 
     #[test]
     fn keys_share_a_slot_through_their_hash_tag() {
-        assert!(same_slot(["{user:1}:a", "{user:1}:b", "x{user:1}"].into_iter()));
+        assert!(same_slot(
+            ["{user:1}:a", "{user:1}:b", "x{user:1}"].into_iter()
+        ));
         assert!(!same_slot(["orders", "payments"].into_iter()));
         assert!(same_slot(["orders"].into_iter()));
         // A counter named by fence::counter_key shares its key's slot.

@@ -322,7 +322,9 @@ impl Node {
         if self.is_cluster() {
             return Box::pin(self.cluster_pubsub()).await;
         }
-        let stream = self.open(&self.config.host, self.config.port, &self.tls).await?;
+        let stream = self
+            .open(&self.config.host, self.config.port, &self.tls)
+            .await?;
         redis::aio::PubSub::new(&self.login, stream)
             .await
             .map_err(|e| self.failure(e))
@@ -527,9 +529,9 @@ async fn eval_cluster(
     }
     match answer {
         Ok(value) => to_answer(value),
-        Err(e) if e.code() == Some("NOAUTH") => Err(
-            NodeError::Auth("the cluster requires a password, and none was given".to_owned()),
-        ),
+        Err(e) if e.code() == Some("NOAUTH") => Err(NodeError::Auth(
+            "the cluster requires a password, and none was given".to_owned(),
+        )),
         Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() => {
             Err(cluster::failure(&e))
         }

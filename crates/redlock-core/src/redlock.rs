@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{cluster, fence};
 use crate::error::{Attempt, Error, NodeError, Vote};
 use crate::lane::Lanes;
 use crate::line::Lines;
@@ -32,6 +31,7 @@ use crate::quorum;
 use crate::round::{answered, Decided, InFlight, Keys, Request, Round};
 use crate::script::{self, Script};
 use crate::settings::Settings;
+use crate::{cluster, fence};
 
 /// Told of every node that fails a request (connection refused, timeout, error answer),
 /// with the node's label, whether or not the operation had already been decided.

@@ -130,3 +130,33 @@ fn localhost_and_127_0_0_1_on_the_same_port_and_db_are_the_same_database() {
     assert!(!other_db.same_database(&loopback));
     assert!(!NodeConfig::new("10.0.0.1", 6379).same_database(&loopback));
 }
+
+#[test]
+fn a_cluster_is_named_by_its_startup_nodes_and_overlaps_any_entry_that_shares_one() {
+    let cluster = |seeds: &[(&str, u16)]| NodeConfig {
+        cluster: seeds.iter().map(|(h, p)| (h.to_string(), *p)).collect(),
+        password: Some("s3cret".into()),
+        ..NodeConfig::new(seeds[0].0, seeds[0].1)
+    };
+    let a = cluster(&[("127.0.0.1", 7000), ("127.0.0.1", 7001)]);
+    assert!(a.is_cluster());
+    assert_eq!(a.label(), "cluster[127.0.0.1:7000,127.0.0.1:7001]");
+    assert!(!format!("{a:?}").contains("s3cret"));
+    // A plain entry on a startup node, or another cluster sharing one, would vote twice.
+    assert!(a.same_database(&NodeConfig::new("localhost", 7001)));
+    assert!(a.same_database(&cluster(&[("127.0.0.1", 7001)])));
+    assert!(!a.same_database(&NodeConfig::new("127.0.0.1", 7002)));
+    assert!(!a.same_database(&cluster(&[("127.0.0.1", 7100)])));
+    assert_eq!(a.check(), Ok(()));
+    // Only database 0, and no servername (each master is verified for its own address).
+    let db = NodeConfig { db: 2, ..a.clone() };
+    assert!(db.check().is_err());
+    let named = NodeConfig {
+        tls: Some(TlsConfig {
+            servername: Some("redis.internal".into()),
+            ..TlsConfig::default()
+        }),
+        ..a.clone()
+    };
+    assert!(matches!(named.check(), Err(NodeConfigError::BadTls(m)) if m.contains("servername")));
+}
