@@ -18,7 +18,7 @@ const WRONG = 'not-the-S3cret!'
 const RULE = [
   'reset', 'on', `>${PASSWORD}`,
   '~locks:*', '~redlock-rs:fence:*', '&redlock-rs:released:{locks:*',
-  '+evalsha', '+eval', '+get', '+set', '+del', '+pexpire', '+publish',
+  '+evalsha', '+eval', '+script|load', '+get', '+set', '+del', '+pexpire', '+publish',
   '+subscribe', '+unsubscribe', '+ping',
 ]
 const enc = encodeURIComponent

@@ -132,7 +132,7 @@ describe('a Redis Cluster with an ACL user and with a password', () => {
   const RULE = [
     'reset', 'on', `>${PASSWORD}`,
     '~locks:*', '~redlock-rs:fence:*', '&redlock-rs:released:{locks:*',
-    '+evalsha', '+eval', '+get', '+set', '+del', '+pexpire', '+publish',
+    '+evalsha', '+eval', '+script|load', '+get', '+set', '+del', '+pexpire', '+publish',
     '+subscribe', '+unsubscribe', '+ping', '+cluster|slots', '+asking',
   ]
   const expectNoSecret = (text) => {

@@ -85,19 +85,21 @@ async function run(config) {
 
   async function loop() {
     while (Date.now() < config.deadline) {
+      // A resource is a name, or a list of names locked together (checked as one).
       const resource = rand.pick(config.resources)
+      const names = Array.isArray(resource) ? resource : [resource]
       const ttl = rand.int(config.ttl[0], config.ttl[1])
       let lock
       stats.acquires += 1
       try {
-        lock = await timed('acquire', () => redlock.acquire([resource], ttl))
+        lock = await timed('acquire', () => redlock.acquire(names, ttl))
       } catch (error) {
         failed('acquire', error)
         await sleep(rand.int(0, 40))
         continue
       }
       stats.granted += 1
-      const section = { r: resource, w: config.id, v: lock.value, cp: [] }
+      const section = { r: names.join('+'), w: config.id, v: lock.value, cp: [] }
       sections.push(section)
       const checkpoint = async () => {
         const expiration = lock.expiration

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::Slot;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, Slot};
 use redis::{ClientTlsConfig, TlsCertificates, TlsMode};
 
 use crate::error::NodeError;
@@ -88,7 +88,8 @@ impl ClusterMember {
         })?;
         let config = ClusterConfig::new().set_connection_timeout(CONNECT_TIMEOUT);
         match client.get_async_connection_with_config(config).await {
-            Ok(conn) => {
+            Ok(mut conn) => {
+                load_scripts(&mut conn).await;
                 *lock(&self.last_failure) = None;
                 *lock(&self.connection) = Some(conn.clone());
                 Ok(conn)
@@ -104,6 +105,23 @@ impl ClusterMember {
     /// Drops the connection; the client's background task ends with it.
     pub(crate) fn close(&self) {
         lock(&self.connection).take();
+    }
+}
+
+/// Loads every script into the cache of every node of the cluster, replicas included (a
+/// replica promoted by a failover has them then), so that EVALSHA does not meet NOSCRIPT:
+/// the EVAL sent after it could land out of the order the lock's commands were issued in.
+/// Best effort: a node that refuses (an ACL user without SCRIPT LOAD) is left to the
+/// fallback.
+async fn load_scripts(conn: &mut ClusterConnection) {
+    let everywhere = RoutingInfo::MultiNode((
+        MultipleNodeRoutingInfo::AllNodes,
+        Some(ResponsePolicy::AllSucceeded),
+    ));
+    for script in crate::script::all() {
+        let mut load = redis::cmd("SCRIPT");
+        load.arg("LOAD").arg(script.source);
+        let _ = conn.route_command(load, everywhere.clone()).await;
     }
 }
 

@@ -21,10 +21,11 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::cluster::{self, ClusterMember};
 use crate::error::NodeError;
-use crate::script::Script;
+use crate::script::{self, Script};
 use crate::tls::{self, Handshake, TlsConfig};
 
 /// Where a node is and how to log in. Built from a URL or field by field.
@@ -233,6 +234,8 @@ pub struct Node {
     connecting: tokio::sync::Mutex<()>,
     serial: AtomicU32,
     closed: AtomicBool,
+    /// Cancelled by [`Node::close`], for the requests still kept waiting for an answer.
+    closing: CancellationToken,
     /// When the last connect failed, and why: for [`RECONNECT_BACKOFF`] after it, requests
     /// fail at once with the same reason instead of dialling a dead node each time.
     last_failure: Mutex<Option<(Instant, NodeError)>>,
@@ -259,6 +262,7 @@ impl Node {
             connecting: tokio::sync::Mutex::new(()),
             serial: AtomicU32::new(0),
             closed: AtomicBool::new(false),
+            closing: CancellationToken::new(),
             last_failure: Mutex::new(None),
         }
     }
@@ -359,9 +363,15 @@ impl Node {
         Err(last.unwrap_or_else(|| NodeError::Connection("no startup node".into())))
     }
 
+    /// Resolves once the node is closed ([`Node::close`]).
+    pub fn closed(&self) -> WaitForCancellationFuture<'_> {
+        self.closing.cancelled()
+    }
+
     /// Drops the connection and refuses further requests.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.closing.cancel();
         if let Some(cluster) = &self.cluster {
             cluster.close();
         }
@@ -433,6 +443,7 @@ impl Node {
         };
         *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tokio::spawn(driver);
+        load_scripts(&conn);
         let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
         if self.closed.load(Ordering::SeqCst) {
             return Err(NodeError::Connection("the Redlock was closed".into()));
@@ -497,6 +508,24 @@ impl Node {
             }
             _ => NodeError::Connection(error.to_string()),
         }
+    }
+}
+
+/// Queues SCRIPT LOAD of every script on a new connection, ahead of any EVALSHA: so a
+/// NOSCRIPT answer (and the EVAL sent after it, which may land out of the order the lock's
+/// commands were issued in) is left to a node that flushes its scripts while connected. The
+/// answer is awaited in the background, so the connect takes no extra round trip. A user
+/// not allowed SCRIPT LOAD still works, through the fallback.
+fn load_scripts(conn: &MultiplexedConnection) {
+    let mut conn = conn.clone();
+    let mut load = Box::pin(async move {
+        let _: redis::RedisResult<()> = script::load_all().query_async(&mut conn).await;
+    });
+    // The first poll puts the pipeline on the connection's queue, before the connection is
+    // handed to anyone; the task then waits for the answer (a dropped request is not sent).
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if std::future::Future::poll(load.as_mut(), &mut cx).is_pending() {
+        tokio::spawn(load);
     }
 }
 

@@ -18,6 +18,10 @@ use crate::quorum::{self, Tally};
 use crate::redlock::NodeErrorListener;
 use crate::script::{self, Script};
 
+/// How long a request that timed out is still kept for its answer, so that its connection
+/// writes it before the same lock's next command ([`Round::start`]).
+const KEEP_UNANSWERED: Duration = Duration::from_secs(30);
+
 /// One fan-out in flight: the votes arrive on `votes` as the nodes answer.
 pub(crate) struct Round {
     votes: mpsc::UnboundedReceiver<(usize, Vote, Option<Answer>)>,
@@ -166,25 +170,46 @@ impl Round {
             let listener = listener.clone();
             let counted = in_flight.begin();
             tokio::spawn(async move {
-                let _counted = counted;
                 // The timeout starts once it is this command's turn: a command queued behind
                 // one that timed out must still be sent, or a release could be lost while
                 // the acquire it follows lands when the node resumes.
                 turn.wait().await;
                 let request = node.eval(script, &keys, &args);
-                let (vote, answer) = match tokio::time::timeout(per_node, request).await {
-                    Ok(Ok(answer)) if answer.count > 0 => (Vote::For, Some(answer)),
-                    Ok(Ok(answer)) if std::ptr::eq(script, &*script::ACQUIRE) => {
+                tokio::pin!(request);
+                let answered = tokio::select! {
+                    biased;
+                    answered = &mut request => Some(answered),
+                    _ = tokio::time::sleep(per_node) => None,
+                };
+                let timed_out = answered.is_none();
+                let (vote, answer) = match answered {
+                    Some(Ok(answer)) if answer.count > 0 => (Vote::For, Some(answer)),
+                    Some(Ok(answer)) if std::ptr::eq(script, &*script::ACQUIRE) => {
                         (Vote::Held, Some(answer))
                     }
-                    Ok(Ok(answer)) => (Vote::NotHeld, Some(answer)),
-                    Ok(Err(e)) => (Vote::Failed(e), None),
-                    Err(_) => (Vote::Failed(NodeError::Timeout), None),
+                    Some(Ok(answer)) => (Vote::NotHeld, Some(answer)),
+                    Some(Err(e)) => (Vote::Failed(e), None),
+                    None => (Vote::Failed(NodeError::Timeout), None),
                 };
                 if let (Vote::Failed(error), Some(listener)) = (&vote, &listener) {
                     listener(node.label(), error);
                 }
                 let _ = tx.send((index, vote, answer));
+                drop(turn);
+                drop(counted);
+                if timed_out {
+                    // The caller has its vote, and the lock's next command on this node may
+                    // go. This one is kept waiting for its answer all the same: the redis
+                    // crate drops a request whose caller gave up before the connection wrote
+                    // it, and the next command (a release) is already behind it. Dropped, a
+                    // late-written acquire could land with its release lost. Kept, the
+                    // connection writes both, in order.
+                    tokio::select! {
+                        _ = &mut request => {}
+                        _ = node.closed() => {}
+                        _ = tokio::time::sleep(KEEP_UNANSWERED) => {}
+                    }
+                }
             });
         }
         Round {

@@ -124,3 +124,17 @@ return deleted
 "#,
     )
 });
+
+/// Every script, for loading them into a node's cache as soon as a connection opens.
+pub fn all() -> [&'static Script; 4] {
+    [&ACQUIRE, &EXTEND, &RELEASE, &FENCE]
+}
+
+/// A pipeline that loads every script into a node's script cache (SCRIPT LOAD).
+pub fn load_all() -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for script in all() {
+        pipe.cmd("SCRIPT").arg("LOAD").arg(script.source).ignore();
+    }
+    pipe
+}

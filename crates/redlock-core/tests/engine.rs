@@ -193,13 +193,28 @@ async fn a_dead_minority_is_tolerated_a_dead_majority_is_not_and_restarted_nodes
     for server in &mut servers[..3] {
         server.restart();
     }
-    let lock = redlock
-        .acquire(names(&["r3"]), TTL, &settings)
-        .await
-        .unwrap();
+    // Every restarted node is reconnected and used again: soon a lock is on all five. (The
+    // first request after a restart may still meet the broken connection, or the short
+    // back-off after a refused connect.)
+    let mut all_five = false;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for i in 0.. {
+        let key = format!("r3-{i}");
+        let lock = redlock
+            .acquire(names(&[&key]), TTL, &settings)
+            .await
+            .unwrap();
+        if eventually(ms(300), || held_by(&servers, &key, &lock.value)).await {
+            all_five = true;
+            break;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
     assert!(
-        eventually(SETTLE, || held_by(&servers, "r3", &lock.value)).await,
-        "every restarted node is reconnected and holds the lock"
+        all_five,
+        "every restarted node is reconnected and holds a lock"
     );
 }
 
@@ -254,8 +269,22 @@ async fn retries_acquire_a_resource_once_its_holder_lets_go() {
     let attempts = lock.attempts();
     assert!(attempts.len() > 1, "the first attempt was refused");
     assert!(attempts[0].votes_held() >= 3, "{:?}", attempts[0]);
-    assert!(attempts.last().unwrap().votes_for() >= 3);
-    assert!(eventually(SETTLE, || held_by(&servers, "r", &lock.value)).await);
+    let last = attempts.last().unwrap();
+    assert!(last.votes_for() >= 3);
+    // The nodes that voted for the granting attempt hold the key (a node whose request
+    // reached it before the foreign key was deleted answered Held, and keeps nothing).
+    let granted: Vec<&Server> = last
+        .votes
+        .iter()
+        .filter(|(_, v)| v.is_for())
+        .map(|(n, _)| &servers[*n])
+        .collect();
+    assert!(
+        eventually(SETTLE, || granted
+            .iter()
+            .all(|s| s.get("r").as_deref() == Some(lock.value.as_str())))
+        .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
