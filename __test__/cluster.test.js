@@ -17,6 +17,7 @@ const { ExecutionError } = require('..')
 const { startCluster, startClusters, slotOf } = require('./support/cluster')
 const { startServers, stopServers, command, until } = require('./support/servers')
 const { contend } = require('./support/chaos')
+const { wokenByRelease } = require('./support/shared')
 const { visible } = require('./support/deploy')
 
 jest.setTimeout(60000)
@@ -235,30 +236,13 @@ describe('a Redis Cluster beside plain masters', () => {
   })
 
   test('a waiter is woken by the release through the cluster, long before its retry delay', async () => {
-    const holder = new Redlock(members())
-    const waiter = new Redlock(members(), { retryDelay: 60000, retryJitter: 0, retryCount: 1 })
-    try {
-      const key = name('report')
-      const lock = await holder.acquire([key], 30000)
-      const started = Date.now()
-      const waiting = waiter.acquire([key], 5000)
-      // Subscribed on one node of the cluster (and on each plain master).
-      const channel = `redlock-rs:released:{${key}}`
-      await until(async () => {
-        let n = 0
-        for (const node of cluster.nodes) n += (await command(node.url, 'PUBSUB', 'NUMSUB', channel))[1]
-        return n >= 1
-      }, { timeout: 10000, message: 'the waiter subscribed on the cluster' })
-      await lock.release()
-      const next = await waiting
-      await settled(waiter)
-      // Without the notice it would have slept 60 s; this bound only proves it did not.
-      expect(Date.now() - started).toBeLessThan(30000)
-      expect(await cluster.command(key, 'GET', key)).toBe(next.value)
-      await next.release()
-    } finally {
-      await Promise.all([holder.quit(), waiter.quit()])
-    }
+    const key = name('report')
+    // The waiter listens on one node of the cluster (and on each plain master).
+    const subscribed = async () => (await cluster.subscribers(`redlock-rs:released:{${key}}`)) >= 1
+    const whileHeld = async (next) => expect(await cluster.command(key, 'GET', key)).toBe(next.value)
+    const waited = await wokenByRelease(Redlock, members(), key, { subscribed, whileHeld })
+    // Without the notice it would have slept 60 s; this bound only proves it did not.
+    expect(waited).toBeLessThan(30000)
   })
 
   test("with a plain master down, the cluster's vote makes the quorum; with the key's cluster master paused, it fails that vote only", async () => {

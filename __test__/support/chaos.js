@@ -222,27 +222,8 @@ async function runChaos({ seconds, seed = Date.now() % 2 ** 31, log = () => {}, 
   const injectErrors = []
   let report
   try {
-    for (let id = 0; id < o.workers; id++) {
-      workers.push(
-        startWorker({
-          id,
-          seed: (seed + 7919 * (id + 1)) >>> 0,
-          urls: fleet.map((n) => n.url),
-          clockUrl: clock.directUrl,
-          resources,
-          loops: o.loops,
-          ttl: o.ttl,
-          holdMs: o.holdMs,
-          marginMs: o.marginMs,
-          extendChance: o.extendChance,
-          slackMs: o.slackMs,
-          settings: o.settings,
-        }),
-      )
-    }
-    await Promise.all(workers.map((w) => w.ready))
-    const start = Date.now()
-    for (const w of workers) w.child.send({ type: 'go', deadline: start + ms })
+    workers.push(...startWorkers(o, { seed, clients: fleet.map((n) => n.url), clockUrl: clock.directUrl, resources }))
+    const start = await go(workers, ms)
     log(`chaos: seed ${seed}, ${o.workers} processes x ${o.loops} loops, ${resources.length} resources, ${plan.length} faults planned over ${seconds} s`)
 
     const running = []
@@ -261,23 +242,10 @@ async function runChaos({ seconds, seed = Date.now() % 2 ** 31, log = () => {}, 
     await Promise.all(running)
     await Promise.all(fleet.map((n) => n.heal()))
 
-    // Workers stop at the deadline; a worker that does not report within 30 s more is hung.
-    const results = await Promise.all(
-      workers.map(async (w) => {
-        let timer
-        const hung = new Promise((resolve) => {
-          timer = setTimeout(() => resolve({ type: 'hung' }), Math.max(0, start + ms - Date.now()) + 30000)
-        })
-        const r = await Promise.race([w.result, hung])
-        clearTimeout(timer)
-        return r
-      }),
-    )
+    const results = await collect(workers, start + ms)
     report = summarize({ seed, seconds, o, resources, plan, faults, injectErrors, results })
   } finally {
-    for (const w of workers) {
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
-    }
+    killWorkers(workers)
     await stopFleet([...fleet, clock])
   }
   return report
@@ -341,44 +309,62 @@ async function contend({ clients, clockUrl, seconds, resources, during = async (
   const workers = []
   const injectErrors = []
   try {
-    for (let id = 0; id < o.workers; id++) {
-      workers.push(
-        startWorker({
-          id,
-          seed: (seed + 7919 * (id + 1)) >>> 0,
-          urls: clients,
-          clockUrl,
-          resources,
-          loops: o.loops,
-          ttl: o.ttl,
-          holdMs: o.holdMs,
-          marginMs: o.marginMs,
-          extendChance: o.extendChance,
-          slackMs: o.slackMs,
-          settings: o.settings,
-        }),
-      )
-    }
-    await Promise.all(workers.map((w) => w.ready))
-    const start = Date.now()
-    for (const w of workers) w.child.send({ type: 'go', deadline: start + ms })
+    workers.push(...startWorkers(o, { seed, clients, clockUrl, resources }))
+    const start = await go(workers, ms)
     await during().catch((e) => injectErrors.push(`during: ${e.stack || e.message}`))
-    const results = await Promise.all(
-      workers.map(async (w) => {
-        let timer
-        const hung = new Promise((resolve) => {
-          timer = setTimeout(() => resolve({ type: 'hung' }), Math.max(0, start + ms - Date.now()) + 30000)
-        })
-        const r = await Promise.race([w.result, hung])
-        clearTimeout(timer)
-        return r
-      }),
-    )
+    const results = await collect(workers, start + ms)
     return summarize({ seed, seconds, o, resources, plan: [], faults: {}, injectErrors, results })
   } finally {
-    for (const w of workers) {
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
-    }
+    killWorkers(workers)
+  }
+}
+
+/** Forks `o.workers` workers over `clients`, each with a seed of its own drawn from `seed`. */
+function startWorkers(o, { seed, clients, clockUrl, resources }) {
+  return Array.from({ length: o.workers }, (_, id) =>
+    startWorker({
+      id,
+      seed: (seed + 7919 * (id + 1)) >>> 0,
+      urls: clients,
+      clockUrl,
+      resources,
+      loops: o.loops,
+      ttl: o.ttl,
+      holdMs: o.holdMs,
+      marginMs: o.marginMs,
+      extendChance: o.extendChance,
+      slackMs: o.slackMs,
+      settings: o.settings,
+    }),
+  )
+}
+
+/** Waits until every worker is ready, then starts them all for `ms`; resolves the start. */
+async function go(workers, ms) {
+  await Promise.all(workers.map((w) => w.ready))
+  const start = Date.now()
+  for (const w of workers) w.child.send({ type: 'go', deadline: start + ms })
+  return start
+}
+
+/** The workers' results; a worker that does not report within 30 s of `deadline` is hung. */
+function collect(workers, deadline) {
+  return Promise.all(
+    workers.map(async (w) => {
+      let timer
+      const hung = new Promise((resolve) => {
+        timer = setTimeout(() => resolve({ type: 'hung' }), Math.max(0, deadline - Date.now()) + 30000)
+      })
+      const r = await Promise.race([w.result, hung])
+      clearTimeout(timer)
+      return r
+    }),
+  )
+}
+
+function killWorkers(workers) {
+  for (const w of workers) {
+    if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
   }
 }
 

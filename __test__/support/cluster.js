@@ -362,6 +362,13 @@ class Cluster {
     }
   }
 
+  /** How many clients subscribe to `channel`, over every live node (PUBSUB NUMSUB). */
+  async subscribers(channel) {
+    let n = 0
+    for (const node of this.liveNodes()) n += (await this._q(node, 'PUBSUB', 'NUMSUB', channel))[1]
+    return n
+  }
+
   /** Every key matching `pattern` on every live master, flattened. */
   async keysEverywhere(pattern = '*') {
     const masters = (await this.masters()).filter((m) => m.alive)

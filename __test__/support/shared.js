@@ -42,4 +42,30 @@ function goneEverywhere(key, urls = sharedUrls()) {
   })
 }
 
-module.exports = { sharedUrls, uniqueKey, sleep, heldEverywhere, goneEverywhere }
+/**
+ * Wake-on-release through `clients`: a holder takes `key`, a waiter whose retry delay is a
+ * minute waits for it, and once `subscribed()` says the waiter listens, the holder releases.
+ * `whileHeld(lock)` runs while the waiter holds the lock. Resolves with how long the waiter
+ * waited (about a minute had it not been woken).
+ */
+async function wokenByRelease(Redlock, clients, key, { subscribed, whileHeld = async () => {} }) {
+  const holder = new Redlock(clients)
+  const waiter = new Redlock(clients, { retryDelay: 60000, retryJitter: 0, retryCount: 1 })
+  try {
+    const lock = await holder.acquire([key], 30000)
+    const started = Date.now()
+    const waiting = waiter.acquire([key], 5000)
+    await until(subscribed, { timeout: 10000, message: 'the waiter subscribed' })
+    await lock.release()
+    const next = await waiting
+    const waited = Date.now() - started
+    await until(() => waiter.inFlight === 0, { message: 'requests settled' })
+    await whileHeld(next)
+    await next.release()
+    return waited
+  } finally {
+    await Promise.all([holder.quit(), waiter.quit()])
+  }
+}
+
+module.exports = { sharedUrls, uniqueKey, sleep, heldEverywhere, goneEverywhere, wokenByRelease }
