@@ -58,7 +58,7 @@ fn entry(value: &Unknown, name: &str) -> Result<NodeConfig> {
     }
     if value.get_type()? == ValueType::Object && value.is_array()? {
         // A list of URLs (or node objects): the startup nodes of one cluster.
-        return cluster(value, name, None)
+        return cluster(value, name, None);
     }
     let entry = object(value, name)?;
     if let Some(member) = cluster_entry(&entry, name)? {
@@ -103,7 +103,10 @@ fn cluster_entry(entry: &Object, name: &str) -> Result<Option<NodeConfig>> {
                 None => return cluster(&seeds, &at("startupNodes"), None).map(Some),
             };
             let redis = match field(&options, "redisOptions")? {
-                Some(r) => Some((object(&r, &at("options.redisOptions"))?, at("options.redisOptions"))),
+                Some(r) => Some((
+                    object(&r, &at("options.redisOptions"))?,
+                    at("options.redisOptions"),
+                )),
                 None => None,
             };
             let mut member = cluster(
@@ -209,7 +212,10 @@ fn cluster(
         let name = format!("{seeds_name}[{i}]");
         nodes.push(seed(&list.get_element::<Unknown>(i)?, &name)?);
     }
-    if nodes.iter().any(|n| n.tls.is_some() != nodes[0].tls.is_some()) {
+    if nodes
+        .iter()
+        .any(|n| n.tls.is_some() != nodes[0].tls.is_some())
+    {
         return Err(invalid_value(
             seeds_name,
             "the startup nodes of one cluster must all use TLS (rediss://) or none",
@@ -233,8 +239,8 @@ fn cluster(
         member.db = nodes.iter().map(|n| n.db).find(|db| *db != 0).unwrap_or(0);
     }
     if member.key_prefix.is_empty() {
-        member.key_prefix = first(|n| Some(n.key_prefix.clone()).filter(|p| !p.is_empty()))
-            .unwrap_or_default();
+        member.key_prefix =
+            first(|n| Some(n.key_prefix.clone()).filter(|p| !p.is_empty())).unwrap_or_default();
     }
     member.host = nodes[0].host.clone();
     member.port = nodes[0].port;
