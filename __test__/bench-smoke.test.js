@@ -65,3 +65,19 @@ test(
   },
   10 * 60 * 1000,
 )
+
+test('the cluster benchmark, very briefly, prints a row for each setup', async () => {
+  const args = ['--cycles', '20', '--seconds', '0.3', '--loops', '4', '--reps', '1']
+  const { code, stdout, stderr } = await new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(root, 'bench', 'cluster.js'), ...args], { cwd: root })
+    const output = { stdout: '', stderr: '' }
+    child.stdout.on('data', (d) => (output.stdout += d))
+    child.stderr.on('data', (d) => (output.stderr += d))
+    child.on('exit', (exit) => resolve({ code: exit, ...output }))
+  })
+  if (code !== 0) throw new Error(`bench/cluster.js exited with ${code}:\n${stderr}`)
+  for (const setup of ['3 plain masters', '2 plain + 1 cluster', '3 clusters']) {
+    const name = setup.replace(/[+]/g, '\\+')
+    expect(stdout).toMatch(new RegExp(`^\\| ${name} \\| \\d+ \\(\\d+–\\d+\\) \\|`, 'm'))
+  }
+}, 60000)
