@@ -157,6 +157,28 @@ describe('a Redis Cluster beside plain masters', () => {
     }
   })
 
+  test('a cluster node given as a plain server, and a plain server given as a cluster, fail saying so', async () => {
+    const asPlain = new Redlock([cluster.seeds[0]], { retryCount: 0 })
+    try {
+      // A key whose slot another master serves is answered MOVED: the error says what to do.
+      let key = name('moved')
+      while ((await cluster.masterFor(key)).port === cluster.nodes[0].port) key = name('moved')
+      const error = await asPlain.acquire([key], 5000).catch((e) => e)
+      expect(error).toBeInstanceOf(ExecutionError)
+      expect(error.message).toContain('this server is a node of a Redis Cluster: give the cluster as one entry')
+    } finally {
+      await asPlain.quit()
+    }
+    const asCluster = new Redlock([[plain[0].url]], { retryCount: 0 })
+    try {
+      const error = await asCluster.acquire([name('x')], 5000).catch((e) => e)
+      expect(error).toBeInstanceOf(ExecutionError)
+      expect(error.message).toContain('cluster support disabled')
+    } finally {
+      await asCluster.quit()
+    }
+  })
+
   test('a multi-resource lock takes keys of one hash tag together', async () => {
     const redlock = new Redlock(members())
     try {

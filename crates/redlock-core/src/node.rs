@@ -592,6 +592,11 @@ fn to_answer(value: redis::Value) -> Result<Answer, NodeError> {
         redis::Value::ServerError(e) if e.code() == "NOAUTH" => Err(NodeError::Auth(
             "the server requires a password, and none was given".to_owned(),
         )),
+        redis::Value::ServerError(e) if matches!(e.code(), "MOVED" | "ASK" | "CLUSTERDOWN") => {
+            Err(NodeError::Server(format!(
+                "{e} (this server is a node of a Redis Cluster: give the cluster as one entry, a list of its URLs or {{ cluster: true, … }})"
+            )))
+        }
         redis::Value::ServerError(e) => Err(NodeError::Server(e.to_string())),
         other => Err(NodeError::Server(format!("unexpected answer {other:?}"))),
     }
