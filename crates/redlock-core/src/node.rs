@@ -14,7 +14,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -236,6 +236,8 @@ pub struct Node {
     closed: AtomicBool,
     /// Cancelled by [`Node::close`], for the requests still kept waiting for an answer.
     closing: CancellationToken,
+    /// How many timed-out requests are kept waiting for their answers ([`Node::keep`]).
+    kept: Arc<AtomicUsize>,
     /// When the last connect failed, and why: for [`RECONNECT_BACKOFF`] after it, requests
     /// fail at once with the same reason instead of dialling a dead node each time.
     last_failure: Mutex<Option<(Instant, NodeError)>>,
@@ -243,6 +245,18 @@ pub struct Node {
     cluster: Option<ClusterMember>,
     /// For a Redis Cluster member: the startup node that pub/sub tries next.
     next_seed: AtomicUsize,
+}
+
+/// How many timed-out requests one node keeps waiting for their answers at most.
+pub const MAX_KEPT: usize = 4096;
+
+/// One timed-out request kept waiting for its answer ([`Node::keep`]).
+pub struct Kept(Arc<AtomicUsize>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// How long after a failed connect a node is not dialled again.
@@ -263,6 +277,7 @@ impl Node {
             serial: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             closing: CancellationToken::new(),
+            kept: Arc::default(),
             last_failure: Mutex::new(None),
         }
     }
@@ -361,6 +376,18 @@ impl Node {
             }
         }
         Err(last.unwrap_or_else(|| NodeError::Connection("no startup node".into())))
+    }
+
+    /// A place for one more timed-out request kept waiting for its answer, while fewer than
+    /// [`MAX_KEPT`] are; the request is counted until the returned guard is dropped.
+    pub fn keep(&self) -> Option<Kept> {
+        let taken = self
+            .kept
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_KEPT).then_some(n + 1)
+            })
+            .is_ok();
+        taken.then(|| Kept(self.kept.clone()))
     }
 
     /// Resolves once the node is closed ([`Node::close`]).
@@ -621,5 +648,20 @@ fn is_noscript(answer: &redis::RedisResult<redis::Value>) -> bool {
         Ok(redis::Value::ServerError(e)) => e.kind() == Some(noscript),
         Err(e) => e.kind() == redis::ErrorKind::Server(noscript),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_keeps_at_most_max_kept_timed_out_requests() {
+        let node = Node::new(NodeConfig::new("127.0.0.1", 6379));
+        let kept: Vec<Kept> = (0..MAX_KEPT).map_while(|_| node.keep()).collect();
+        assert_eq!(kept.len(), MAX_KEPT);
+        assert!(node.keep().is_none(), "one more than the bound");
+        drop(kept);
+        assert!(node.keep().is_some(), "places come back when requests end");
     }
 }

@@ -197,13 +197,14 @@ impl Round {
                 let _ = tx.send((index, vote, answer));
                 drop(turn);
                 drop(counted);
-                if timed_out {
-                    // The caller has its vote, and the lock's next command on this node may
-                    // go. This one is kept waiting for its answer all the same: the redis
-                    // crate drops a request whose caller gave up before the connection wrote
-                    // it, and the next command (a release) is already behind it. Dropped, a
-                    // late-written acquire could land with its release lost. Kept, the
-                    // connection writes both, in order.
+                // The caller has its vote, and the lock's next command on this node may go.
+                // A request that timed out is kept waiting for its answer all the same: the
+                // redis crate drops a request whose caller gave up before the connection
+                // wrote it, and the next command (a release) is already behind it. Dropped,
+                // a late-written acquire could land with its release lost. Kept, the
+                // connection writes both, in order. (Up to a bound per node, so that a node
+                // that stopped answering under heavy traffic does not hold unbounded memory.)
+                if let Some(_kept) = timed_out.then(|| node.keep()).flatten() {
                     tokio::select! {
                         _ = &mut request => {}
                         _ = node.closed() => {}
