@@ -11,7 +11,12 @@
 //! - **Order per lock.** The cluster client has no response timeout of its own: a command
 //!   to a paused master waits on the connection it was written to, and the same lock's later
 //!   command, sent once the caller's per-node timeout ran out, follows it on that connection.
-//!   A request whose caller gave up is dropped by the client before it is sent or retried.
+//!   The timed-out command is kept alive meanwhile ([`crate::round`]): the client drops a
+//!   request whose caller gave up. The scripts are loaded on every node when the client
+//!   connects, so that a NOSCRIPT fallback cannot reorder them either.
+//! - **Short retries.** TRYAGAIN (a multi-key script while its slot migrates) is retried
+//!   twice within 10 ms, not for over a second: a round waiting for this vote holds the
+//!   other nodes it won meanwhile.
 //! - **A lazy, shared connection** with the same short back-off after a failed connect as a
 //!   single node.
 //!

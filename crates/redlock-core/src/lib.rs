@@ -14,7 +14,7 @@
 //! - [`tls`]: certificates to trust and present, and what a failed handshake means;
 //! - [`fence`]: fencing tokens, monotonic per resource across quorums;
 //! - [`lane`]: the per-node ordering of one lock's commands;
-//! - [`line`]: the first-come first-served line of this process's acquirers per resource;
+//! - [`line`](mod@line): the first-come first-served line of this process's acquirers per resource;
 //! - [`notice`]: wake-on-release, the pub/sub notices that end a waiter's wait;
 //! - [`watchdog`]: the task that keeps a lock extended while its holder works;
 //! - [`script`]: the Lua scripts, in the meaning node-redlock gives them;

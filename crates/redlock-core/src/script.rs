@@ -26,13 +26,13 @@ impl Script {
     }
 }
 
-/// Sets the first ARGV[3] keys (all of them when ARGV[3] is absent) to ARGV[1] with a TTL
-/// of ARGV[2] ms, unless one of them holds another value. A key that already holds our own
+/// Sets the first `ARGV[3]` keys (all of them when `ARGV[3]` is absent) to `ARGV[1]` with a TTL
+/// of `ARGV[2]` ms, unless one of them holds another value. A key that already holds our own
 /// value counts as ours, so a retry never blocks on what an earlier attempt of the same lock
 /// left behind. Answers the number of keys set, or the other holder's value when another
 /// holder has any of them (so that a client can tell one holder from contenders that split
 /// the nodes).
-/// The keys after the first ARGV[3] are fencing counters ([`crate::fence`]): then it answers
+/// The keys after the first `ARGV[3]` are fencing counters ([`crate::fence`]): then it answers
 /// `{keys set, highest counter}`.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -62,7 +62,7 @@ return {locks, highest}
     )
 });
 
-/// Raises every fencing counter in KEYS to ARGV[2] unless it is already higher: a counter
+/// Raises every fencing counter in KEYS to `ARGV[2]` unless it is already higher: a counter
 /// is never lowered. Answers the number of counters.
 pub static FENCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -79,8 +79,8 @@ return #KEYS
     )
 });
 
-/// Compare-and-expire: gives every key a new TTL of ARGV[2] ms if all of them still hold
-/// ARGV[1]; changes nothing otherwise. Answers the number of keys extended, or 0.
+/// Compare-and-expire: gives every key a new TTL of `ARGV[2]` ms if all of them still hold
+/// `ARGV[1]`; changes nothing otherwise. Answers the number of keys extended, or 0.
 pub static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -97,9 +97,9 @@ return #KEYS
     )
 });
 
-/// Compare-and-delete: deletes each key that still holds ARGV[1]. Answers how many it
+/// Compare-and-delete: deletes each key that still holds `ARGV[1]`. Answers how many it
 /// deleted, so that a caller can tell a node that still held the lock from one that did not.
-/// With a channel prefix in ARGV[2], it announces each deletion with the lock's value on
+/// With a channel prefix in `ARGV[2]`, it announces each deletion with the lock's value on
 /// the key's channel ([`crate::notice::channel`]: prefix..key, or prefix.."{"..key.."}" for a
 /// key without a "}", so that the channel hashes to the key's Redis Cluster slot), which
 /// wakes the waiters of [`crate::notice`] other than the lock's own.
