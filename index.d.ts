@@ -13,12 +13,20 @@ export type Client = string | ClientOptions | ClientObject | ClusterClient
 export type ClusterClient =
   | ReadonlyArray<StartupNode>
   | (ClientOptions & {
-      cluster: true | { nodes: ReadonlyArray<StartupNode> }
+      cluster: true | { nodes: ReadonlyArray<StartupNode>; natMap?: AddressMap }
       nodes?: ReadonlyArray<StartupNode>
       startupNodes?: ReadonlyArray<StartupNode>
+      natMap?: AddressMap
     })
-  | { rootNodes: ReadonlyArray<StartupNode>; defaults?: ClientOptions }
+  | { rootNodes: ReadonlyArray<StartupNode>; defaults?: ClientOptions; nodeAddressMap?: AddressMap }
   | ClusterObject
+
+/**
+ * Where to reach the nodes a cluster announces at addresses this process cannot use (NAT,
+ * containers): `"host:port"` as announced, to the address to dial. ioredis calls it
+ * `natMap`, node-redis `nodeAddressMap`; both are read from cluster clients too.
+ */
+export type AddressMap = { readonly [announced: string]: { host?: string; port?: number } }
 
 /** One startup node of a cluster: a URL, `host:port`, a port, or node options. */
 export type StartupNode = string | number | ClientOptions

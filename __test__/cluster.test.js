@@ -19,6 +19,7 @@ const { startServers, stopServers, command, until } = require('./support/servers
 const { contend } = require('./support/chaos')
 const { wokenByRelease } = require('./support/shared')
 const { visible } = require('./support/deploy')
+const { FaultProxy } = require('./support/faults')
 
 jest.setTimeout(60000)
 
@@ -176,6 +177,46 @@ describe('a Redis Cluster beside plain masters', () => {
       expect(error.message).toContain('cluster support disabled')
     } finally {
       await asCluster.quit()
+    }
+  })
+
+  test("ioredis's natMap and node-redis's nodeAddressMap say where to reach the masters the cluster announces", async () => {
+    // Each master behind a proxy of its own; the maps send the engine to the proxies. The
+    // startup node is a replica, so the masters are reached by the map alone.
+    const masters = await cluster.masters()
+    const [seed] = await cluster.replicas()
+    const proxies = await Promise.all(masters.map((m) => new FaultProxy({ targetPort: m.port }).start()))
+    const map = Object.fromEntries(masters.map((m, i) => [`127.0.0.1:${m.port}`, { host: '127.0.0.1', port: proxies[i].port }]))
+    const io = new IORedis.Cluster([{ host: '127.0.0.1', port: seed.port }], { lazyConnect: true, natMap: map })
+    try {
+      for (const entry of [io, { rootNodes: [{ url: seed.url }], nodeAddressMap: map }, { cluster: true, nodes: [seed.url], natMap: map }]) {
+        const redlock = new Redlock([entry], { retryCount: 0, requestTimeout: 300 })
+        try {
+          const key = name('nat')
+          const holder = await cluster.masterFor(key)
+          const through = proxies[masters.findIndex((m) => m.port === holder.port)]
+          const before = through.accepted
+          const lock = await redlock.acquire([key], 5000)
+          expect(await cluster.command(key, 'GET', key)).toBe(lock.value)
+          expect(through.accepted).toBeGreaterThan(before)
+          await lock.release()
+          // With that proxy silent, the master of the key cannot be reached any more.
+          through.blackhole()
+          const error = await redlock.acquire([key], 5000).catch((e) => e)
+          through.heal()
+          expect(error).toBeInstanceOf(ExecutionError)
+          expect(error.message).toContain('no answer within the request timeout')
+        } finally {
+          await redlock.quit()
+        }
+      }
+      // A function cannot be read by the native engine: refused, naming it.
+      const fn = new IORedis.Cluster([{ host: '127.0.0.1', port: seed.port }], { lazyConnect: true, natMap: (key) => key })
+      expect(() => new Redlock([fn])).toThrow(/'clients\[0\]\.options\.natMap' is invalid: a function cannot run in the native engine/)
+      fn.disconnect()
+    } finally {
+      io.disconnect()
+      await Promise.all(proxies.map((p) => p.stop()))
     }
   })
 

@@ -117,6 +117,7 @@ fn cluster_entry(entry: &Object, name: &str) -> Result<Option<NodeConfig>> {
             if let Some(prefix) = field(&options, "keyPrefix")? {
                 member.key_prefix = string(&prefix, &at("options.keyPrefix"))?;
             }
+            member.nat_map = address_map(&options, &at("options"))?;
             return Ok(Some(member));
         }
     }
@@ -144,18 +145,28 @@ fn cluster_entry(entry: &Object, name: &str) -> Result<Option<NodeConfig>> {
         ValueType::Object => {
             let nested = object(&flag, &at("cluster"))?;
             let seeds = required(&nested, "nodes", &at("cluster"))?;
-            return cluster(&seeds, &at("cluster.nodes"), Some((entry, name))).map(Some);
+            let mut member = cluster(&seeds, &at("cluster.nodes"), Some((entry, name)))?;
+            member.nat_map = address_map(&nested, &at("cluster"))?;
+            if member.nat_map.is_empty() {
+                member.nat_map = address_map(entry, name)?;
+            }
+            return Ok(Some(member));
         }
         _ => return Ok(None),
     }
-    for key in ["nodes", "startupNodes"] {
-        if let Some(seeds) = field(entry, key)? {
-            return cluster(&seeds, &at(key), Some((entry, name))).map(Some);
+    let mut member = match ["nodes", "startupNodes"]
+        .into_iter()
+        .find_map(|key| field(entry, key).transpose().map(|seeds| (key, seeds)))
+    {
+        Some((key, seeds)) => cluster(&seeds?, &at(key), Some((entry, name)))?,
+        None => {
+            // The entry's own host and port are the one startup node.
+            let mut member = from_options(entry, name)?;
+            member.cluster = vec![(member.host.clone(), member.port)];
+            member
         }
-    }
-    // The entry's own host and port are the one startup node.
-    let mut member = from_options(entry, name)?;
-    member.cluster = vec![(member.host.clone(), member.port)];
+    };
+    member.nat_map = address_map(entry, name)?;
     Ok(Some(member))
 }
 
@@ -167,11 +178,54 @@ fn node_redis_cluster(options: &Object, name: &str) -> Result<NodeConfig> {
         None => None,
     };
     let defaults_name = format!("{name}.defaults");
-    cluster(
+    let mut member = cluster(
         &seeds,
         &format!("{name}.rootNodes"),
         defaults.as_ref().map(|d| (d, defaults_name.as_str())),
-    )
+    )?;
+    member.nat_map = address_map(options, name)?;
+    Ok(member)
+}
+
+/// Where to reach the nodes a cluster announces at other addresses: ioredis's `natMap` or
+/// node-redis's `nodeAddressMap`, an object from `"host:port"` (as announced) to
+/// `{ host, port }`. A function cannot run in the native engine and is refused.
+fn address_map(options: &Object, name: &str) -> Result<Vec<((String, u16), (String, u16))>> {
+    let mut map = Vec::new();
+    for key in ["natMap", "nodeAddressMap"] {
+        let Some(value) = field(options, key)? else {
+            continue;
+        };
+        let name = format!("{name}.{key}");
+        if value.get_type()? == ValueType::Function {
+            return Err(invalid_value(
+                &name,
+                "a function cannot run in the native engine; give an object of \"host:port\": { host, port }",
+            ));
+        }
+        let entries = object(&value, &name)?;
+        let keys = entries.get_property_names()?;
+        for i in 0..keys.get_array_length()? {
+            let announced = string(&keys.get_element::<Unknown>(i)?, &name)?;
+            let at = format!("{name}[\"{announced}\"]");
+            let parsed = announced
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
+                .filter(|(host, port)| !host.is_empty() && *port > 0)
+                .ok_or_else(|| invalid_value(&at, "its key must be the announced host:port"))?;
+            let target = object(&entries.get_named_property::<Unknown>(&announced)?, &at)?;
+            let host = match field(&target, "host")? {
+                Some(h) => string(&h, &format!("{at}.host"))?,
+                None => parsed.0.clone(),
+            };
+            let port = match field(&target, "port")? {
+                Some(p) => integer(&p, &format!("{at}.port"), 1.0, 65535.0)? as u16,
+                None => parsed.1,
+            };
+            map.push((parsed, (host, port)));
+        }
+    }
+    Ok(map)
 }
 
 fn required<'a>(entry: &Object<'a>, key: &str, name: &str) -> Result<Unknown<'a>> {

@@ -71,7 +71,7 @@ function clusters(): Redlock {
   const redlock = new Redlock([
     ['redis://127.0.0.1:7200', 'redis://127.0.0.1:7201'],
     { cluster: true, nodes: ['127.0.0.1:7300', 7301, { host: '127.0.0.1', port: 7302 }], password: 'x' },
-    { cluster: { nodes: ['127.0.0.1:7400'] } },
+    { cluster: { nodes: ['127.0.0.1:7400'] }, natMap: { '10.0.0.4:7400': { host: 'localhost', port: 17400 } } },
     { rootNodes: [{ url: 'redis://127.0.0.1:7500' }], defaults: { password: 'x' } },
     io,
     nodeRedis,

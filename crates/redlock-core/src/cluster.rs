@@ -26,7 +26,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig, NodeAddress};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, Slot};
 use redis::{ClientTlsConfig, TlsCertificates, TlsMode};
@@ -205,6 +205,15 @@ fn build(config: &NodeConfig) -> Result<ClusterClient, String> {
     }
     if config.db != 0 {
         builder = builder.database_id(config.db);
+    }
+    if !config.nat_map.is_empty() {
+        let address = |(host, port): &(String, u16)| NodeAddress::new(host.as_str(), *port);
+        let map = config
+            .nat_map
+            .iter()
+            .map(|(announced, reachable)| (address(announced), address(reachable)))
+            .collect();
+        builder = builder.node_address_map(map);
     }
     if let Some(tls) = &config.tls {
         crate::tls::install_provider();

@@ -48,6 +48,9 @@ pub struct NodeConfig {
     /// For a Redis Cluster member, its startup nodes (`host`, `port`: the first of them);
     /// empty for a single server.
     pub cluster: Vec<(String, u16)>,
+    /// For a Redis Cluster member: where to reach a node the cluster announces at another
+    /// address (behind NAT, in containers): announced `(host, port)` to reachable one.
+    pub nat_map: Vec<((String, u16), (String, u16))>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -77,6 +80,7 @@ impl NodeConfig {
             key_prefix: String::new(),
             tls: None,
             cluster: Vec::new(),
+            nat_map: Vec::new(),
         }
     }
 
@@ -121,6 +125,7 @@ impl NodeConfig {
             key_prefix: String::new(),
             tls,
             cluster: Vec::new(),
+            nat_map: Vec::new(),
         })
     }
 
