@@ -10,7 +10,7 @@
 
 use napi::bindgen_prelude::{BufferSlice, JsObjectValue, JsValue, Object, Unknown};
 use napi::{Result, ValueType};
-use redlock_core::{NodeConfig, NodeConfigError, TlsConfig};
+use redlock_core::{AddressMap, NodeConfig, NodeConfigError, TlsConfig};
 
 use crate::args::{boolean, field, integer, invalid_type, invalid_value, object, string};
 
@@ -190,7 +190,7 @@ fn node_redis_cluster(options: &Object, name: &str) -> Result<NodeConfig> {
 /// Where to reach the nodes a cluster announces at other addresses: ioredis's `natMap` or
 /// node-redis's `nodeAddressMap`, an object from `"host:port"` (as announced) to
 /// `{ host, port }`. A function cannot run in the native engine and is refused.
-fn address_map(options: &Object, name: &str) -> Result<Vec<((String, u16), (String, u16))>> {
+fn address_map(options: &Object, name: &str) -> Result<AddressMap> {
     let mut map = Vec::new();
     for key in ["natMap", "nodeAddressMap"] {
         let Some(value) = field(options, key)? else {

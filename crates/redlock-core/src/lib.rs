@@ -39,7 +39,7 @@ pub mod watchdog;
 
 pub use error::{Attempt, Error, NodeError, Vote};
 pub use lock::{Lock, Released};
-pub use node::{NodeConfig, NodeConfigError};
+pub use node::{AddressMap, NodeConfig, NodeConfigError};
 pub use redlock::{CrossSlot, NodeErrorListener, Redlock};
 pub use retry::RetryStrategy;
 pub use settings::Settings;

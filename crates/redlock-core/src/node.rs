@@ -28,6 +28,9 @@ use crate::error::NodeError;
 use crate::script::{self, Script};
 use crate::tls::{self, Handshake, TlsConfig};
 
+/// Announced `(host, port)` of a cluster node, to the `(host, port)` to dial instead.
+pub type AddressMap = Vec<((String, u16), (String, u16))>;
+
 /// Where a node is and how to log in. Built from a URL or field by field.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -50,7 +53,7 @@ pub struct NodeConfig {
     pub cluster: Vec<(String, u16)>,
     /// For a Redis Cluster member: where to reach a node the cluster announces at another
     /// address (behind NAT, in containers): announced `(host, port)` to reachable one.
-    pub nat_map: Vec<((String, u16), (String, u16))>,
+    pub nat_map: AddressMap,
 }
 
 impl std::fmt::Debug for NodeConfig {
