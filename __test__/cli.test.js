@@ -325,6 +325,67 @@ describe('redlock release', () => {
   })
 })
 
+describe('a Redis Cluster member (--cluster, REDLOCK_CLUSTERS)', () => {
+  const { startCluster } = require('./support/cluster')
+  const { startServers, stopServers } = require('./support/servers')
+  let cluster
+  let plain = []
+  let env
+  beforeAll(async () => {
+    ;[cluster, plain] = await Promise.all([startCluster({ masters: 3 }), startServers(2)])
+    env = { REDLOCK_SERVERS: plain.map((p) => p.url).join(','), REDLOCK_CLUSTERS: cluster.seeds.join(',') }
+  }, 60000)
+  afterAll(async () => {
+    await Promise.all([cluster && cluster.stop(), stopServers(plain)])
+  })
+
+  /** A key that the first startup node does not serve: reading it takes a MOVED. */
+  async function movedKey(base) {
+    let key = uniqueKey(base)
+    while ((await cluster.masterFor(key)).port === cluster.nodes[0].port) key = uniqueKey(base)
+    return key
+  }
+
+  test('exec holds the lock on the cluster too, and inspect follows the cluster to the key', async () => {
+    const key = await movedKey('cli-cluster')
+    const result = await redlock(
+      ['exec', '--resource', key, '--', process.execPath, BIN, 'inspect', '--json', key],
+      { env },
+    )
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    const [report] = JSON.parse(result.stdout)
+    expect(report).toMatchObject({ resource: key, status: 'locked', nodes: 3, quorum: 2 })
+    const member = report.perNode[2]
+    expect(member.node).toBe(`cluster[${cluster.seeds.map((u) => u.slice('redis://'.length)).join(',')}]`)
+    expect(member).toMatchObject({ state: 'held', value: report.value })
+    await until(async () => (await cluster.command(key, 'EXISTS', key)) === 0)
+  })
+
+  test('--cluster on its own, and release by id', async () => {
+    const client = new Redlock([...plain.map((p) => p.url), cluster.seeds])
+    const key = await movedKey('cli-cluster-release')
+    const held = await client.acquire([key], 10000)
+    try {
+      await until(async () => (await cluster.command(key, 'GET', key)) === held.value)
+      const seen = await redlock(['inspect', '--cluster', cluster.seeds.join(','), key], { env: { REDLOCK_SERVERS: '' } })
+      expect(seen.stdout).toContain(`${key}: locked by ${held.value.slice(0, 8)}… (1 of 1 nodes hold it, quorum 1)`)
+      const released = await redlock(['release', '--resource', key, '--id', held.id], { env })
+      expect(released.code).toBe(0)
+      expect(released.stdout).toMatch(/^released /)
+      await until(async () => (await cluster.command(key, 'EXISTS', key)) === 0)
+    } finally {
+      await client.quit()
+    }
+  })
+
+  test('resources in different slots are a usage error that explains hash tags', async () => {
+    const result = await redlock(['exec', '--resource', 'payment', '--resource', 'invoice', '--', 'true'], { env })
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(/hash tag/)
+  })
+})
+
 describe('arguments', () => {
   test.each([
     [['exec', '--resource', 'r', '--ttl', '30x', '--', 'true'], /--ttl: "30x" is not a duration/],

@@ -32,7 +32,10 @@ const RETRY_DELAY = 100
 const RETRY_JITTER = 50
 
 const SERVERS_HELP = `  --servers URLS        comma-separated redis://[user[:password]@]host[:port][/db]
-                        (host:port is enough); default: $REDLOCK_SERVERS`
+                        (host:port is enough); default: $REDLOCK_SERVERS
+  --cluster URLS        the startup nodes of a Redis Cluster, comma-separated: the
+                        whole cluster is one member of the quorum; repeat it for
+                        several; default: $REDLOCK_CLUSTERS (clusters separated by ;)`
 
 const HELP = {
   redlock: `Usage: redlock <command> [options]
@@ -180,13 +183,33 @@ function formatMs(ms) {
   return `${+(ms / 3600000).toFixed(1)}h`
 }
 
+/**
+ * The members of the quorum: the servers from --servers or REDLOCK_SERVERS, as redis:// URLs,
+ * then each cluster from --cluster or REDLOCK_CLUSTERS, as a list of URLs.
+ */
+function members(options) {
+  const clusterFrom = options.cluster !== undefined ? '--cluster' : 'REDLOCK_CLUSTERS'
+  const clusterLists = options.cluster ?? (process.env.REDLOCK_CLUSTERS ?? '').split(';').filter((l) => l.trim())
+  const clusters = clusterLists.map((list) => urlList(list, clusterFrom))
+  // An empty REDLOCK_SERVERS beside clusters counts as none; an empty --servers is a mistake.
+  const serversGiven = options.servers !== undefined || Boolean(process.env.REDLOCK_SERVERS)
+  return [...(serversGiven || clusters.length === 0 ? serverUrls(options) : []), ...clusters]
+}
+
 /** The servers from --servers or REDLOCK_SERVERS, as redis:// URLs. */
 function serverUrls(options) {
   const from = options.servers !== undefined ? '--servers' : 'REDLOCK_SERVERS'
   const list = options.servers ?? process.env.REDLOCK_SERVERS
   if (list === undefined) {
-    throw new UsageError('--servers: no servers given; pass --servers redis://host:port,... or set REDLOCK_SERVERS')
+    throw new UsageError(
+      '--servers: no servers given; pass --servers redis://host:port,... (or --cluster) or set REDLOCK_SERVERS',
+    )
   }
+  return urlList(list, from)
+}
+
+/** A comma-separated list of servers as redis:// URLs; `from` names where it came from. */
+function urlList(list, from) {
   const urls = list
     .split(',')
     .map((s) => s.trim())
@@ -211,11 +234,11 @@ function requireResources(options) {
   return resources
 }
 
-/** A Redlock over `urls`; a refused list (duplicates, ...) is a usage error. */
-function connect(urls) {
+/** A Redlock over `clients`; a refused list (duplicates, ...) is a usage error. */
+function connect(clients) {
   let redlock
   try {
-    redlock = new Redlock(urls)
+    redlock = new Redlock(clients)
   } catch (error) {
     if (error instanceof TypeError || error instanceof RangeError) {
       throw new UsageError(`--servers: ${error.message}`)
@@ -232,7 +255,7 @@ const say = (line) => process.stderr.write(`redlock: ${line}\n`)
 async function exec(args) {
   const { options, positionals } = parseArgs(
     args,
-    { servers: 'value', resource: 'list', ttl: 'value', wait: 'value', grace: 'value' },
+    { servers: 'value', cluster: 'list', resource: 'list', ttl: 'value', wait: 'value', grace: 'value' },
     { commandFollows: true },
   )
   const resources = requireResources(options)
@@ -243,7 +266,7 @@ async function exec(args) {
     throw new UsageError('no command given; put it after the options, e.g. redlock exec --resource nightly -- ./job.sh')
   }
   const [file, ...fileArgs] = positionals
-  const redlock = connect(serverUrls(options))
+  const redlock = connect(members(options))
   const names = resources.join(', ')
 
   const settings = {
@@ -326,26 +349,71 @@ async function exec(args) {
   }
 }
 
-/** What one node says about one key: held (value, ttl), free, or down (error). */
-async function readNode(url, resources, timeout) {
-  const conn = new Conn(url, { timeout })
+/** What one key holds on the server behind `conn`: held (value, ttl) or free. */
+async function readKey(conn, resource, asking = false) {
+  const [, value, ttl] = await Promise.all([
+    asking ? conn.send('ASKING') : null,
+    conn.send('GET', resource).catch((error) => (/WRONGTYPE/.test(error.message) ? { other: true } : Promise.reject(error))),
+    conn.send('PTTL', resource),
+  ])
+  if (value === null) return { state: 'free' }
+  if (typeof value === 'object') return { state: 'held', value: null, ttlMs: ttl }
+  return { state: 'held', value, ttlMs: ttl }
+}
+
+/** What one member says about each key: held (value, ttl), free, or down (error). */
+async function readMember(member, resources, timeout) {
+  const conns = new Map()
+  const conn = (url) => {
+    if (!conns.has(url)) conns.set(url, new Conn(url, { timeout }))
+    return conns.get(url)
+  }
   try {
-    return await Promise.all(
-      resources.map(async (resource) => {
-        const [value, ttl] = await Promise.all([
-          conn.send('GET', resource).catch((error) => (/WRONGTYPE/.test(error.message) ? { other: true } : Promise.reject(error))),
-          conn.send('PTTL', resource),
-        ])
-        if (value === null) return { state: 'free' }
-        if (typeof value === 'object') return { state: 'held', value: null, ttlMs: ttl }
-        return { state: 'held', value, ttlMs: ttl }
-      }),
-    )
+    if (!Array.isArray(member)) return await Promise.all(resources.map((r) => readKey(conn(member), r)))
+    return await Promise.all(resources.map((r) => readInCluster(member, r, conn)))
   } catch (error) {
     return resources.map(() => ({ state: 'down', error: error.code || error.message }))
   } finally {
-    conn.close()
+    for (const c of conns.values()) c.close()
   }
+}
+
+/**
+ * A key in a cluster: asked of the first startup node that answers, then of the master that
+ * serves its slot (MOVED; ASK while the slot migrates), with the startup node's login.
+ */
+async function readInCluster(seeds, resource, conn) {
+  let lastError
+  for (const seed of seeds) {
+    let url = seed
+    let asking = false
+    try {
+      for (let hop = 0; hop < 3; hop++) {
+        try {
+          return await readKey(conn(url), resource, asking)
+        } catch (error) {
+          const redirect = /^(MOVED|ASK) \d+ (.+):(\d+)$/.exec(error.message)
+          if (!redirect) throw error
+          const next = new URL(seed)
+          next.hostname = redirect[2]
+          next.port = redirect[3]
+          url = next.toString()
+          asking = redirect[1] === 'ASK'
+        }
+      }
+      throw new Error('too many redirections')
+    } catch (error) {
+      if (/redirections|WRONGTYPE/.test(error.message)) throw error
+      lastError = error
+    }
+  }
+  throw lastError
+}
+
+/** How a member is named: `host:port/db`, or `cluster[host:port,…]`. */
+function memberLabel(member) {
+  if (!Array.isArray(member)) return parseRedisUrl(member).label
+  return `cluster[${member.map((url) => parseRedisUrl(url).label.replace(/\/\d+$/, '')).join(',')}]`
 }
 
 /** A resource's state over all nodes: locked (one value on a quorum), free, partly held, unknown. */
@@ -363,14 +431,14 @@ function verdict(entries, quorum) {
 const prefix = (value) => (value === null ? '(not a string)' : value.length > 8 ? `${value.slice(0, 8)}…` : value)
 
 async function inspect(args) {
-  const { options, positionals } = parseArgs(args, { servers: 'value', timeout: 'value', json: 'flag' })
-  const urls = serverUrls(options)
+  const { options, positionals } = parseArgs(args, { servers: 'value', cluster: 'list', timeout: 'value', json: 'flag' })
+  const urls = members(options)
   const timeout = parseDuration(options.timeout ?? '1s', '--timeout')
   if (positionals.length === 0) throw new UsageError('no resource named; e.g. redlock inspect nightly-report')
   if (positionals.some((r) => r === '')) throw new UsageError('a resource name cannot be empty')
-  const labels = urls.map((url) => parseRedisUrl(url).label)
+  const labels = urls.map(memberLabel)
   const quorum = Math.floor(urls.length / 2) + 1
-  const byNode = await Promise.all(urls.map((url) => readNode(url, positionals, timeout)))
+  const byNode = await Promise.all(urls.map((member) => readMember(member, positionals, timeout)))
   const report = positionals.map((resource, r) => {
     const nodes = byNode.map((answers, n) => ({ node: labels[n], ...answers[r] }))
     return { resource, quorum, ...verdict(nodes, quorum), perNode: nodes }
@@ -398,11 +466,11 @@ async function inspect(args) {
 }
 
 async function release(args) {
-  const { options, positionals } = parseArgs(args, { servers: 'value', resource: 'list', id: 'value' })
+  const { options, positionals } = parseArgs(args, { servers: 'value', cluster: 'list', resource: 'list', id: 'value' })
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`)
   const resources = requireResources(options)
   if (!options.id) throw new UsageError('--id: missing; give the lock id (REDLOCK_LOCK_ID of the command that held it)')
-  const redlock = connect(serverUrls(options))
+  const redlock = connect(members(options))
   const names = resources.join(', ')
   try {
     const released = await redlock.releaseLock(resources.length === 1 ? resources[0] : resources, options.id)
