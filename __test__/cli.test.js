@@ -110,13 +110,18 @@ describe('redlock exec', () => {
     }
   })
 
-  test('--wait 0 tries once', async () => {
+  test('--wait 0 tries once: a free resource is taken, a held one is not', async () => {
     const key = uniqueKey('cli-wait-0')
+    const free = await redlock(['exec', '--resource', key, '--wait', '0', '--', process.execPath, '-e', 'console.log("ran")'])
+    expect(free.stderr).toBe('')
+    expect(free.stdout).toBe('ran\n')
+    expect(free.code).toBe(0)
     const held = await client.acquire([key], 10000)
     try {
       const result = await redlock(['exec', '--resource', key, '--wait', '0', '--', 'true'])
       expect(result.code).toBe(75)
       expect(result.stderr).toMatch(/\(one attempt\)/)
+      expect(result.stderr).toContain('ERR_REDLOCK_RESOURCE_LOCKED')
     } finally {
       await held.release()
     }
@@ -386,6 +391,57 @@ describe('a Redis Cluster member (--cluster, REDLOCK_CLUSTERS)', () => {
   })
 })
 
+describe('TLS servers (rediss://, --tls-ca, --tls-cert, --tls-key)', () => {
+  const { startRedis, makeCertificates, tlsArgs, haveOpenssl } = require('./support/deploy')
+  const withTls = haveOpenssl() ? test : test.skip
+  let certs
+  let servers = []
+  let plainTls
+  let clientAuth
+  beforeAll(async () => {
+    if (!haveOpenssl()) return
+    certs = makeCertificates()
+    const ports = [await freePort(), await freePort()]
+    servers = await Promise.all([startRedis(tlsArgs(certs, ports[0])), startRedis(tlsArgs(certs, ports[1], { authClients: true }))])
+    plainTls = `rediss://127.0.0.1:${ports[0]}`
+    clientAuth = `rediss://localhost:${ports[1]}`
+  }, 30000)
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop()))
+    if (certs) certs.cleanup()
+  })
+
+  withTls('with the CA, exec holds the lock and inspect reads it; without, both say the certificate is not trusted', async () => {
+    const key = uniqueKey('cli-tls')
+    const env = { REDLOCK_SERVERS: plainTls, REDLOCK_TLS_CA: certs.file('ca.crt') }
+    const result = await redlock(['exec', '--resource', key, '--', process.execPath, BIN, 'inspect', key], { env })
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(new RegExp(`${key}: locked by [0-9a-f]{8}… \\(1 of 1 nodes hold it, quorum 1\\)`))
+
+    const untrusted = { REDLOCK_SERVERS: plainTls }
+    const refused = await redlock(['exec', '--resource', key, '--wait', '0', '--', 'true'], { env: untrusted })
+    expect(refused.code).toBe(75)
+    expect(refused.stderr).toContain('not signed by a trusted CA')
+    const down = await redlock(['inspect', key], { env: untrusted })
+    expect(down.code).toBe(75)
+    expect(down.stdout).toMatch(/127\.0\.0\.1:\d+\/0\s+down\s+SELF_SIGNED_CERT_IN_CHAIN/)
+  })
+
+  withTls('a server that asks for a client certificate gets one from --tls-cert and --tls-key', async () => {
+    const key = uniqueKey('cli-mtls')
+    const ca = ['--servers', clientAuth, '--tls-ca', certs.file('ca.crt')]
+    const without = await redlock(['exec', ...ca, '--resource', key, '--wait', '0', '--', 'true'])
+    expect(without.code).toBe(75)
+    const identity = ['--tls-cert', certs.file('client.crt'), '--tls-key', certs.file('client.key')]
+    const inspect = [BIN, 'inspect', ...ca, ...identity, key]
+    const result = await redlock(['exec', ...ca, ...identity, '--resource', key, '--', process.execPath, ...inspect])
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(new RegExp(`${key}: locked by [0-9a-f]{8}… \\(1 of 1 nodes hold it, quorum 1\\)`))
+  })
+})
+
 describe('arguments', () => {
   test.each([
     [['exec', '--resource', 'r', '--ttl', '30x', '--', 'true'], /--ttl: "30x" is not a duration/],
@@ -399,7 +455,8 @@ describe('arguments', () => {
     [['exec', '--resource', 'r'], /no command given/],
     [['exec', '--resource', 'r', '--frobnicate', '--', 'true'], /unknown option --frobnicate/],
     [['exec', '--servers', 'redis://127.0.0.1:1,redis://127.0.0.1:1', '--resource', 'r', '--', 'true'], /--servers: .*same server/],
-    [['inspect', '--servers', 'rediss://127.0.0.1:1', 'r'], /--servers: entry 1 is not a usable redis:\/\/ URL/],
+    [['inspect', '--servers', 'http://127.0.0.1:1', 'r'], /--servers: entry 1 is not a usable redis:\/\/ URL: http:\/\/ URLs are not supported/],
+    [['inspect', '--servers', 'rediss://127.0.0.1:1', '--tls-ca', '/nonexistent/ca.pem', 'r'], /--tls-ca: cannot read \/nonexistent\/ca.pem: ENOENT/],
     [['inspect', '--servers', ',', 'r'], /--servers: the list of servers is empty/],
     [['inspect'], /no resource named/],
     [['inspect', '--timeout', 'long', 'r'], /--timeout: "long" is not a duration/],
@@ -427,9 +484,12 @@ describe('arguments', () => {
   })
 
   test('a password in --servers never appears in a message', async () => {
-    const result = await redlock(['inspect', '--servers', 'rediss://user:hunter2@127.0.0.1:1', 'r'])
-    expect(result.code).toBe(2)
-    expect(result.stderr).not.toContain('hunter2')
+    const refused = await redlock(['inspect', '--servers', 'http://user:hunter2@127.0.0.1:1', 'r'])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).not.toContain('hunter2')
+    const down = await redlock(['inspect', '--servers', 'rediss://user:hunter2@127.0.0.1:1', 'r'])
+    expect(down.code).toBe(75)
+    expect(down.stdout + down.stderr).not.toContain('hunter2')
   })
 
   test.each([['exec'], ['inspect'], ['release']])('redlock %s --help prints its usage and exits 0', async (name) => {

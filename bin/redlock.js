@@ -6,6 +6,7 @@
 // so that scripts can tell "not acquired" and "lost" from the command's own status.
 
 const { spawn } = require('node:child_process')
+const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const Redlock = require('../index.js')
@@ -35,7 +36,12 @@ const SERVERS_HELP = `  --servers URLS        comma-separated redis://[user[:pas
                         (host:port is enough); default: $REDLOCK_SERVERS
   --cluster URLS        the startup nodes of a Redis Cluster, comma-separated: the
                         whole cluster is one member of the quorum; repeat it for
-                        several; default: $REDLOCK_CLUSTERS (clusters separated by ;)`
+                        several; default: $REDLOCK_CLUSTERS (clusters separated by ;)
+  --tls-ca FILE         for rediss:// servers: the CA certificates (PEM) to trust
+                        instead of the system's; default: $REDLOCK_TLS_CA
+  --tls-cert FILE, --tls-key FILE
+                        a client certificate and its unencrypted key (PEM), for
+                        servers that ask for one; default: $REDLOCK_TLS_CERT, _KEY`
 
 const HELP = {
   redlock: `Usage: redlock <command> [options]
@@ -196,6 +202,37 @@ function members(options) {
   return [...(serversGiven || clusters.length === 0 ? serverUrls(options) : []), ...clusters]
 }
 
+/** The TLS files from --tls-ca, --tls-cert, --tls-key (or REDLOCK_TLS_*), read; {} if none. */
+function tlsFiles(options) {
+  const tls = {}
+  for (const [field, flag, variable] of [
+    ['ca', '--tls-ca', 'REDLOCK_TLS_CA'],
+    ['cert', '--tls-cert', 'REDLOCK_TLS_CERT'],
+    ['key', '--tls-key', 'REDLOCK_TLS_KEY'],
+  ]) {
+    const file = options[flag.slice(2)] ?? process.env[variable]
+    if (!file) continue
+    try {
+      tls[field] = fs.readFileSync(file)
+    } catch (error) {
+      throw new UsageError(`${options[flag.slice(2)] !== undefined ? flag : variable}: cannot read ${file}: ${error.code || error.message}`)
+    }
+  }
+  return tls
+}
+
+/** The client entries for the engine: TLS members get the TLS files as options. */
+function clientEntries(list, tls) {
+  if (Object.keys(tls).length === 0) return list
+  const secure = (url) => url.startsWith('rediss://')
+  return list.map((member) => {
+    if (Array.isArray(member)) return member.some(secure) ? { cluster: true, nodes: member, tls } : member
+    return secure(member) ? { url: member, tls } : member
+  })
+}
+
+const TLS_SPEC = { 'tls-ca': 'value', 'tls-cert': 'value', 'tls-key': 'value' }
+
 /** The servers from --servers or REDLOCK_SERVERS, as redis:// URLs. */
 function serverUrls(options) {
   const from = options.servers !== undefined ? '--servers' : 'REDLOCK_SERVERS'
@@ -255,7 +292,7 @@ const say = (line) => process.stderr.write(`redlock: ${line}\n`)
 async function exec(args) {
   const { options, positionals } = parseArgs(
     args,
-    { servers: 'value', cluster: 'list', resource: 'list', ttl: 'value', wait: 'value', grace: 'value' },
+    { servers: 'value', cluster: 'list', ...TLS_SPEC, resource: 'list', ttl: 'value', wait: 'value', grace: 'value' },
     { commandFollows: true },
   )
   const resources = requireResources(options)
@@ -266,7 +303,7 @@ async function exec(args) {
     throw new UsageError('no command given; put it after the options, e.g. redlock exec --resource nightly -- ./job.sh')
   }
   const [file, ...fileArgs] = positionals
-  const redlock = connect(members(options))
+  const redlock = connect(clientEntries(members(options), tlsFiles(options)))
   const names = resources.join(', ')
 
   const settings = {
@@ -275,8 +312,10 @@ async function exec(args) {
     retryJitter: RETRY_JITTER,
     automaticExtensionThreshold: Math.floor(ttl / 2),
   }
-  // --wait bounds the acquisition exactly; the command's environment gets a fencing token.
-  if (wait !== Infinity) settings.acquireTimeout = wait
+  // --wait bounds the acquisition exactly (--wait 0 is the one attempt of retryCount 0: a
+  // timeout of 0 would end it before any node answered); the command's environment gets a
+  // fencing token.
+  if (wait !== Infinity && wait > 0) settings.acquireTimeout = wait
   settings.fencing = true
   // A signal while waiting for the lock stops the acquisition, which leaves no key behind.
   const waiting = new AbortController()
@@ -362,10 +401,10 @@ async function readKey(conn, resource, asking = false) {
 }
 
 /** What one member says about each key: held (value, ttl), free, or down (error). */
-async function readMember(member, resources, timeout) {
+async function readMember(member, resources, timeout, tls) {
   const conns = new Map()
   const conn = (url) => {
-    if (!conns.has(url)) conns.set(url, new Conn(url, { timeout }))
+    if (!conns.has(url)) conns.set(url, new Conn(url, { timeout, tls }))
     return conns.get(url)
   }
   try {
@@ -431,14 +470,15 @@ function verdict(entries, quorum) {
 const prefix = (value) => (value === null ? '(not a string)' : value.length > 8 ? `${value.slice(0, 8)}…` : value)
 
 async function inspect(args) {
-  const { options, positionals } = parseArgs(args, { servers: 'value', cluster: 'list', timeout: 'value', json: 'flag' })
+  const { options, positionals } = parseArgs(args, { servers: 'value', cluster: 'list', ...TLS_SPEC, timeout: 'value', json: 'flag' })
   const urls = members(options)
+  const tls = tlsFiles(options)
   const timeout = parseDuration(options.timeout ?? '1s', '--timeout')
   if (positionals.length === 0) throw new UsageError('no resource named; e.g. redlock inspect nightly-report')
   if (positionals.some((r) => r === '')) throw new UsageError('a resource name cannot be empty')
   const labels = urls.map(memberLabel)
   const quorum = Math.floor(urls.length / 2) + 1
-  const byNode = await Promise.all(urls.map((member) => readMember(member, positionals, timeout)))
+  const byNode = await Promise.all(urls.map((member) => readMember(member, positionals, timeout, tls)))
   const report = positionals.map((resource, r) => {
     const nodes = byNode.map((answers, n) => ({ node: labels[n], ...answers[r] }))
     return { resource, quorum, ...verdict(nodes, quorum), perNode: nodes }
@@ -466,11 +506,11 @@ async function inspect(args) {
 }
 
 async function release(args) {
-  const { options, positionals } = parseArgs(args, { servers: 'value', cluster: 'list', resource: 'list', id: 'value' })
+  const { options, positionals } = parseArgs(args, { servers: 'value', cluster: 'list', ...TLS_SPEC, resource: 'list', id: 'value' })
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`)
   const resources = requireResources(options)
   if (!options.id) throw new UsageError('--id: missing; give the lock id (REDLOCK_LOCK_ID of the command that held it)')
-  const redlock = connect(members(options))
+  const redlock = connect(clientEntries(members(options), tlsFiles(options)))
   const names = resources.join(', ')
   try {
     const released = await redlock.releaseLock(resources.length === 1 ? resources[0] : resources, options.id)

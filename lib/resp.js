@@ -4,6 +4,7 @@
 // and the test harness uses it to check what the engine left on each server.
 
 const net = require('node:net')
+const tls = require('node:tls')
 
 /** Encodes one command as a RESP array of bulk strings. */
 function encodeCommand(args) {
@@ -74,8 +75,8 @@ function parseReply(buf, offset) {
  */
 function parseRedisUrl(url) {
   const u = new URL(url)
-  if (u.protocol !== 'redis:') {
-    throw new TypeError(`${u.protocol}// URLs are not supported (only redis://)`)
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    throw new TypeError(`${u.protocol}// URLs are not supported (only redis:// and rediss://)`)
   }
   const db = u.pathname && u.pathname !== '/' ? Number(u.pathname.slice(1)) : 0
   if (!Number.isInteger(db) || db < 0) throw new TypeError(`"${u.pathname.slice(1)}" is not a database number`)
@@ -88,6 +89,8 @@ function parseRedisUrl(url) {
     username: u.username ? decodeURIComponent(u.username) : null,
     password: u.password ? decodeURIComponent(u.password) : null,
     label: `${u.hostname || '127.0.0.1'}:${port}/${db}`,
+    // rediss:// is TLS; `#insecure` accepts any server certificate, as the engine reads it.
+    tls: u.protocol === 'rediss:' ? { rejectUnauthorized: u.hash !== '#insecure' } : null,
   }
 }
 
@@ -103,9 +106,10 @@ class Conn {
   /**
    * @param {string} url redis://[user[:password]@]host[:port][/db]; logs in and selects the
    *   database first when the URL says so
-   * @param {{ timeout?: number }} [opts] per-command timeout in ms (default 5000)
+   * @param {{ timeout?: number, tls?: object }} [opts] per-command timeout in ms (default
+   *   5000); for rediss:// URLs, Node's `tls.connect` options (`ca`, `cert`, `key`)
    */
-  constructor(url, { timeout = 5000 } = {}) {
+  constructor(url, { timeout = 5000, tls: tlsOptions = {} } = {}) {
     const target = parseRedisUrl(url)
     this.url = url
     this.label = target.password ? redacted(url) : url
@@ -114,7 +118,15 @@ class Conn {
     this._pending = []
     this._closed = false
     this._fatal = null
-    this._socket = net.createConnection({ host: target.host, port: target.port })
+    this._socket = target.tls
+      ? tls.connect({
+          host: target.host,
+          port: target.port,
+          servername: net.isIP(target.host) ? undefined : target.host,
+          ...target.tls,
+          ...tlsOptions,
+        })
+      : net.createConnection({ host: target.host, port: target.port })
     this._socket.setNoDelay(true)
     this._socket.on('data', (chunk) => this._onData(chunk))
     this._socket.on('error', (err) => this._failAll(err))
