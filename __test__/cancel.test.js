@@ -355,10 +355,10 @@ describe('bad input', () => {
     })
   }
 
-  test('acquireTimeout -1 is refused with RangeError naming acquireTimeout, nothing written', async () => {
+  test.each([[-1], [0]])('acquireTimeout %d is refused with RangeError naming acquireTimeout, nothing written', async (timeout) => {
     const redlock = redlockWith()
     const key = uniqueKey('cancel-bad-timeout')
-    const error = await failureOf(() => redlock.acquire([key], 2000, { acquireTimeout: -1 }))
+    const error = await failureOf(() => redlock.acquire([key], 2000, { acquireTimeout: timeout }))
     expect(error).toBeInstanceOf(RangeError)
     expect(error.code).toBe('ERR_OUT_OF_RANGE')
     expect(error.message).toContain('acquireTimeout')

@@ -114,7 +114,8 @@ impl Settings {
             merged.fencing = boolean(&v, &at("fencing"))?;
         }
         if let Some(v) = field(&given, "acquireTimeout")? {
-            merged.acquire_timeout = Some(bounded(&v, &at("acquireTimeout"), 0.0, MAX_MS)?);
+            // 0 would end every acquisition before any node could answer.
+            merged.acquire_timeout = Some(bounded(&v, &at("acquireTimeout"), 1.0, MAX_MS)?);
         }
         Ok(merged)
     }
