@@ -44,7 +44,10 @@ async function main() {
       }
       await own.quit()
     }
-    const workers = Array.from({ length: 4 }, worker)
+    // A worker's failure is kept for later, so that it cannot crash the example before the
+    // servers are stopped.
+    let failure
+    const workers = Array.from({ length: 4 }, () => worker().catch((error) => (failure = failure || error)))
     const slot = cluster.slotOf(resources[0])
     const target = (await cluster.masters()).find((m) => m.port !== master.port)
     await new Promise((resolve) => setTimeout(resolve, 300))
@@ -52,6 +55,7 @@ async function main() {
     await new Promise((resolve) => setTimeout(resolve, 300))
     stop = true
     await Promise.all(workers)
+    if (failure) throw failure
     const total = Number(await cluster.command(counter, 'GET', counter))
     const now = await cluster.masterFor(resources[0])
     console.log(`slot ${slot} moved :${master.port} -> :${now.port} during the run`)
