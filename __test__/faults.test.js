@@ -117,8 +117,10 @@ describe('nodes killed', () => {
     await expect(rl.acquire([uniqueKey('faults-down')], 10000)).rejects.toBeInstanceOf(ExecutionError)
     for (const s of killed) await s.restart()
 
+    // A node whose connect was refused is not dialled again for 100 ms: the retry window
+    // (10 × 50 ms) outlasts that.
     const key = uniqueKey('faults-restarted')
-    const lock = await rl.acquire([key], 10000, { retryCount: 3, retryDelay: 50 })
+    const lock = await rl.acquire([key], 10000, { retryCount: 10, retryDelay: 50, retryJitter: 0 })
     await until(async () => (await valuesOnAll(urls, key)).every((v) => v === lock.value), {
       timeout: 3000,
       message: 'the value on all 5 nodes after the restart',
