@@ -6,7 +6,7 @@
 //! left here is what Redlock needs on top:
 //!
 //! - **One slot per lock.** A script touches all of a lock's keys (and their fencing
-//!   counters) at once, so they must share a hash slot. [`same_slot`] is checked before
+//!   counters) at once, so they must share a hash slot. [`key_in_another_slot`] is checked before
 //!   anything is sent, with hash tags as the way out.
 //! - **Order per lock.** The cluster client has no response timeout of its own: a command
 //!   to a paused master waits on the connection it was written to, and the same lock's later
@@ -33,6 +33,7 @@ use redis::{ClientTlsConfig, TlsCertificates, TlsMode};
 
 use crate::error::NodeError;
 use crate::node::NodeConfig;
+use crate::tls;
 
 /// How long one dial of a cluster node may take inside the cluster client (its own
 /// reconnects included); the caller's per-node timeout still bounds every request.
@@ -44,13 +45,12 @@ const RETRIES: u32 = 2;
 /// How long after a failed connect the cluster is not dialled again.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Whether `keys` all hash to one Redis Cluster slot (hash tags included).
-pub fn same_slot<'a>(mut keys: impl Iterator<Item = &'a str>) -> bool {
-    let Some(first) = keys.next() else {
-        return true;
-    };
-    let slot = Slot::for_key(first);
-    keys.all(|k| Slot::for_key(k) == slot)
+/// The first of `keys` that Redis Cluster hashes to another slot than the first key (hash
+/// tags included), if any.
+pub fn key_in_another_slot<K: AsRef<str>>(keys: &[K]) -> Option<&K> {
+    let (first, rest) = keys.split_first()?;
+    let slot = Slot::for_key(first.as_ref());
+    rest.iter().find(|k| Slot::for_key(k.as_ref()) != slot)
 }
 
 /// The cluster client of one quorum member and its connection, opened on first use.
@@ -93,8 +93,8 @@ impl ClusterMember {
         })?;
         let config = ClusterConfig::new().set_connection_timeout(CONNECT_TIMEOUT);
         match client.get_async_connection_with_config(config).await {
-            Ok(mut conn) => {
-                load_scripts(&mut conn).await;
+            Ok(conn) => {
+                load_scripts(&conn).await;
                 *lock(&self.last_failure) = None;
                 *lock(&self.connection) = Some(conn.clone());
                 Ok(conn)
@@ -118,16 +118,19 @@ impl ClusterMember {
 /// the EVAL sent after it could land out of the order the lock's commands were issued in.
 /// Best effort: a node that refuses (an ACL user without SCRIPT LOAD) is left to the
 /// fallback.
-async fn load_scripts(conn: &mut ClusterConnection) {
+async fn load_scripts(conn: &ClusterConnection) {
     let everywhere = RoutingInfo::MultiNode((
         MultipleNodeRoutingInfo::AllNodes,
         Some(ResponsePolicy::AllSucceeded),
     ));
-    for script in crate::script::all() {
+    // All at once: one round trip to the nodes, not one per script.
+    let loads = crate::script::all().map(|script| {
+        let (mut conn, everywhere) = (conn.clone(), everywhere.clone());
         let mut load = redis::cmd("SCRIPT");
         load.arg("LOAD").arg(script.source);
-        let _ = conn.route_command(load, everywhere.clone()).await;
-    }
+        async move { conn.route_command(load, everywhere).await }
+    });
+    futures_util::future::join_all(loads).await;
 }
 
 /// What a failed cluster connect or request means, in words that hold no secret.
@@ -136,14 +139,10 @@ pub(crate) fn failure(error: &redis::RedisError) -> NodeError {
         return NodeError::Auth("the cluster refused the credentials".to_owned());
     }
     let text = error.to_string();
-    if let Some(tls) = crate::tls::describe(error, "the address the cluster announces") {
+    // The cluster client usually keeps only the text of a failed handshake.
+    let name = "the address the cluster announces";
+    if let Some(tls) = tls::describe(error, name).or_else(|| tls::describe_text(&text, name)) {
         return NodeError::Connection(tls);
-    }
-    // The cluster client keeps only the text of a failed handshake.
-    for (rustls, why) in TLS_FAILURES {
-        if text.contains(rustls) {
-            return NodeError::Connection(format!("TLS failed: {why}"));
-        }
     }
     // A refused login on every startup node reaches us as text too.
     let refused = [
@@ -159,23 +158,6 @@ pub(crate) fn failure(error: &redis::RedisError) -> NodeError {
     }
     NodeError::Connection(text)
 }
-
-/// rustls's words for a refused handshake, as the cluster client reports them, and ours.
-const TLS_FAILURES: [(&str, &str); 4] = [
-    (
-        "UnknownIssuer",
-        "the server's certificate is not signed by a trusted CA (check tls.ca)",
-    ),
-    (
-        "NotValidForName",
-        "the server's certificate is not valid for the address the cluster announces",
-    ),
-    ("Expired", "the server's certificate has expired"),
-    (
-        "CertificateRequired",
-        "the server asks for a client certificate (give tls.cert and tls.key)",
-    ),
-];
 
 fn build(config: &NodeConfig) -> Result<ClusterClient, String> {
     let scheme = if config.tls.is_some() {
@@ -216,7 +198,7 @@ fn build(config: &NodeConfig) -> Result<ClusterClient, String> {
         builder = builder.node_address_map(map);
     }
     if let Some(tls) = &config.tls {
-        crate::tls::install_provider();
+        tls::install_provider();
         builder = match tls.reject_unauthorized {
             true => builder.tls(TlsMode::Secure),
             false => builder.tls(TlsMode::Insecure),
@@ -249,19 +231,22 @@ mod tests {
 
     #[test]
     fn keys_share_a_slot_through_their_hash_tag() {
-        assert!(same_slot(
-            ["{user:1}:a", "{user:1}:b", "x{user:1}"].into_iter()
-        ));
-        assert!(!same_slot(["orders", "payments"].into_iter()));
-        assert!(same_slot(["orders"].into_iter()));
+        let same_slot = |keys: &[&str]| key_in_another_slot(keys).is_none();
+        assert!(same_slot(&["{user:1}:a", "{user:1}:b", "x{user:1}"]));
+        assert!(!same_slot(&["orders", "payments"]));
+        assert_eq!(
+            key_in_another_slot(&["orders", "payments"]),
+            Some(&"payments")
+        );
+        assert!(same_slot(&["orders"]));
         // A counter named by fence::counter_key shares its key's slot.
         let key = "orders";
         let counter = crate::fence::counter_key(key);
-        assert!(same_slot([key, counter.as_str()].into_iter()));
+        assert!(same_slot(&[key, counter.as_str()]));
         // So does the channel on which its release is announced.
         for key in ["orders", "{user:1}:cart", "a{b", "x{y}z{w}"] {
             let channel = crate::notice::channel(key);
-            assert!(same_slot([key, channel.as_str()].into_iter()), "{key}");
+            assert!(same_slot(&[key, channel.as_str()]), "{key}");
         }
     }
 }

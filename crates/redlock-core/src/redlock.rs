@@ -493,25 +493,18 @@ impl Redlock {
                 continue;
             }
             let keys: Vec<String> = resources.iter().map(|r| node.key(r)).collect();
-            let mut all: Vec<String> = keys.clone();
+            let mut all = keys.clone();
             if fencing {
                 all.extend(keys.iter().map(|k| fence::counter_key(k)));
             }
-            if cluster::same_slot(all.iter().map(String::as_str)) {
-                continue;
+            if let Some(other) = cluster::key_in_another_slot(&all) {
+                return Some(CrossSlot {
+                    node: index,
+                    first: all[0].clone(),
+                    counter: !keys.contains(other),
+                    other: other.clone(),
+                });
             }
-            let first = &all[0];
-            let other = all[1..]
-                .iter()
-                .find(|k| !cluster::same_slot([first.as_str(), k.as_str()].into_iter()))
-                .cloned()
-                .unwrap_or_default();
-            return Some(CrossSlot {
-                node: index,
-                first: first.clone(),
-                counter: !keys.contains(&other),
-                other,
-            });
         }
         None
     }

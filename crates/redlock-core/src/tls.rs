@@ -161,6 +161,38 @@ pub(crate) fn describe(error: &(dyn std::error::Error + 'static), name: &str) ->
     None
 }
 
+/// The same words for a failed handshake that reaches us only as text (the redis crate's
+/// cluster client keeps no error source): rustls's names for the refusal, read back into
+/// the error they stand for.
+pub(crate) fn describe_text(text: &str, name: &str) -> Option<String> {
+    use rustls::AlertDescription as Alert;
+    use rustls::Error::{AlertReceived, InvalidCertificate};
+    let known = [
+        (
+            "UnknownIssuer",
+            InvalidCertificate(CertificateError::UnknownIssuer),
+        ),
+        (
+            "NotValidForName",
+            InvalidCertificate(CertificateError::NotValidForName),
+        ),
+        ("Expired", InvalidCertificate(CertificateError::Expired)),
+        (
+            "CertificateRequired",
+            AlertReceived(Alert::CertificateRequired),
+        ),
+        ("HandshakeFailure", AlertReceived(Alert::HandshakeFailure)),
+        ("BadCertificate", AlertReceived(Alert::BadCertificate)),
+        ("UnknownCA", AlertReceived(Alert::UnknownCA)),
+        (
+            "CertificateUnknown",
+            AlertReceived(Alert::CertificateUnknown),
+        ),
+    ];
+    let (_, error) = known.into_iter().find(|(word, _)| text.contains(word))?;
+    Some(describe_rustls(&error, name))
+}
+
 fn describe_rustls(error: &rustls::Error, name: &str) -> String {
     use rustls::AlertDescription as Alert;
     let why = match error {
@@ -239,5 +271,21 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handshake_failure_known_only_as_text_gets_the_same_words() {
+        let text =
+            "Failed to create initial connections - Io: invalid peer certificate: UnknownIssuer";
+        let words = describe_text(text, "h").unwrap();
+        let error = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(words, describe_rustls(&error, "h"));
+        assert!(words.contains("not signed by a trusted CA"));
+        assert!(describe_text("Connection refused (os error 111)", "h").is_none());
     }
 }
