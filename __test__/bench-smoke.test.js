@@ -3,27 +3,19 @@
 // The benchmark must keep working: its smoke mode runs every contender through every scenario
 // very briefly, on servers of its own, and must produce a table row for each of them.
 
-const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
 const { contenders } = require('../bench/contenders')
 const { SCENARIOS } = require('../bench/scenarios')
+const { runNode } = require('./support/shared')
 
 const root = path.join(__dirname, '..')
 
-function runSmoke(out) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, 'bench', 'run.js'), '--smoke', '--out', out], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.on('data', (d) => (output += d))
-    child.stderr.on('data', (d) => (output += d))
-    child.on('exit', (code) => resolve({ code, output }))
-  })
+async function runSmoke(out) {
+  const run = await runNode([path.join(root, 'bench', 'run.js'), '--smoke', '--out', out], { cwd: root, timeout: 180000 })
+  return { code: run.code, output: run.stdout + run.stderr }
 }
 
 /** The rows of each `### title` table in the report, by title. */
@@ -68,13 +60,7 @@ test(
 
 test('the cluster benchmark, very briefly, prints a row for each setup', async () => {
   const args = ['--cycles', '20', '--seconds', '0.3', '--loops', '4', '--reps', '1']
-  const { code, stdout, stderr } = await new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, 'bench', 'cluster.js'), ...args], { cwd: root })
-    const output = { stdout: '', stderr: '' }
-    child.stdout.on('data', (d) => (output.stdout += d))
-    child.stderr.on('data', (d) => (output.stderr += d))
-    child.on('exit', (exit) => resolve({ code: exit, ...output }))
-  })
+  const { code, stdout, stderr } = await runNode([path.join(root, 'bench', 'cluster.js'), ...args], { cwd: root })
   if (code !== 0) throw new Error(`bench/cluster.js exited with ${code}:\n${stderr}`)
   for (const setup of ['3 plain masters', '2 plain + 1 cluster', '3 clusters']) {
     const name = setup.replace(/[+]/g, '\\+')

@@ -4,12 +4,11 @@
 // servers: exec's exit codes and environment, waiting for and losing a lock, inspect's report,
 // release by id, and usage errors that name the bad argument.
 
-const { spawn } = require('node:child_process')
 const path = require('node:path')
 const Redlock = require('..')
 const { parseDuration } = require('../bin/redlock.js')
 const { command, freePort, until, valuesOnAll } = require('./support/servers')
-const { sharedUrls, uniqueKey } = require('./support/shared')
+const { sharedUrls, uniqueKey, runNode } = require('./support/shared')
 
 const BIN = path.resolve(__dirname, '..', 'bin', 'redlock.js')
 const RESP = path.resolve(__dirname, '..', 'lib', 'resp.js')
@@ -21,23 +20,7 @@ const urls = sharedUrls()
  * output so far as it runs.
  */
 function redlock(args, { env = {}, onSpawn, timeout = 20000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, REDLOCK_SERVERS: urls.join(','), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    const output = { stdout: '', stderr: '' }
-    child.stdout.on('data', (d) => (output.stdout += d))
-    child.stderr.on('data', (d) => (output.stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeout)
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, ...output, ms: Date.now() - started })
-    })
-    if (onSpawn) onSpawn(child, output)
-  })
+  return runNode([BIN, ...args], { env: { REDLOCK_SERVERS: urls.join(','), ...env }, onSpawn, timeout })
 }
 
 /** `node -e code` as the command for exec. */
@@ -471,14 +454,7 @@ describe('arguments', () => {
   })
 
   test('no servers: neither --servers nor REDLOCK_SERVERS', async () => {
-    const env = { ...process.env }
-    delete env.REDLOCK_SERVERS
-    const result = await new Promise((resolve) => {
-      const child = spawn(process.execPath, [BIN, 'inspect', 'r'], { env })
-      let stderr = ''
-      child.stderr.on('data', (d) => (stderr += d))
-      child.on('close', (code) => resolve({ code, stderr }))
-    })
+    const result = await redlock(['inspect', 'r'], { env: { REDLOCK_SERVERS: undefined } })
     expect(result.code).toBe(2)
     expect(result.stderr).toMatch(/--servers: no servers given; .*REDLOCK_SERVERS/)
   })

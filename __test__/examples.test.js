@@ -5,13 +5,13 @@
 // stopped by Ctrl-C. Each program checks its own outcome and says so in its exit status. The
 // README's JavaScript snippets run too, as ES modules importing 'redlock-rs'.
 
-const { spawn, spawnSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { pidAlive } = require('../scripts/redis-servers.js')
 const { until } = require('./support/servers')
-const { sharedUrls } = require('./support/shared')
+const { sharedUrls, runNode } = require('./support/shared')
 
 const EXAMPLES = path.resolve(__dirname, '..', 'examples')
 const urls = sharedUrls()
@@ -19,22 +19,7 @@ const canStartServers = spawnSync('redis-server', ['--version'], { stdio: 'ignor
 
 /** Runs examples/`file`; resolves { code, signal, stdout, stderr }. */
 function runExample(file, args = [], { env = {}, onSpawn, timeout = 60000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(EXAMPLES, file), ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    const output = { stdout: '', stderr: '' }
-    child.stdout.on('data', (d) => (output.stdout += d))
-    child.stderr.on('data', (d) => (output.stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeout)
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, ...output })
-    })
-    if (onSpawn) onSpawn(child, output)
-  })
+  return runNode([path.join(EXAMPLES, file), ...args], { env, onSpawn, timeout })
 }
 
 test('scheduler.js: three scheduler processes run each job exactly once per slot', async () => {

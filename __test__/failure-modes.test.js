@@ -5,13 +5,12 @@
 // shared with other work); they catch hangs and per-request timeouts that are not applied,
 // not milliseconds.
 
-const { spawn } = require('node:child_process')
 const path = require('node:path')
 const Redlock = require('..')
 const { ExecutionError, ResourceLockedError, LockExpiredError } = Redlock
 const { command, freePort, until, valuesOnAll } = require('./support/servers')
 const { startFleet, stopFleet } = require('./support/faults')
-const { uniqueKey } = require('./support/shared')
+const { uniqueKey, runNode } = require('./support/shared')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const SLACK = 2500
@@ -470,18 +469,9 @@ describe('quit() with operations in flight', () => {
       setTimeout(() => rl.quit(), 300)
       setTimeout(() => console.log(JSON.stringify(state)), 2300).unref()
     `
-    const result = await new Promise((resolve) => {
-      const child = spawn(process.execPath, ['-e', script], {
-        env: { ...process.env, PKG: path.resolve(__dirname, '..'), PORTS: ports.join(',') },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      let stdout = ''
-      child.stdout.on('data', (d) => (stdout += d))
-      const timer = setTimeout(() => child.kill('SIGKILL'), 6000)
-      child.on('close', (code, signal) => {
-        clearTimeout(timer)
-        resolve({ code, signal, stdout })
-      })
+    const result = await runNode(['-e', script], {
+      env: { PKG: path.resolve(__dirname, '..'), PORTS: ports.join(',') },
+      timeout: 6000,
     })
     expect(result.stdout).not.toContain('pending')
     expect(result.signal).toBeNull()

@@ -6,9 +6,9 @@
 // that nothing else in the process moves the numbers; /proc/self/fd sees the engine's own
 // sockets, which process._getActiveHandles() does not.
 
-const { spawn } = require('node:child_process')
 const path = require('node:path')
 const { startServers, stopServers } = require('./support/servers')
+const { runNode } = require('./support/shared')
 
 const CYCLES = 100000
 const WARM = 20000
@@ -22,30 +22,12 @@ afterAll(async () => {
   await stopServers(servers)
 })
 
-function runWorker() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', path.join(__dirname, 'support', 'leak-worker.js')], {
-      env: {
-        ...process.env,
-        URLS: servers.map((s) => s.url).join(','),
-        CYCLES: String(CYCLES),
-        CONCURRENCY: '64',
-        SAMPLE_EVERY: String(WARM),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 280000)
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      if (code !== 0) return reject(new Error(`leak worker: exit ${code} ${signal}\n${stderr}`))
-      resolve(JSON.parse(stdout))
-    })
-  })
+async function runWorker() {
+  const worker = path.join(__dirname, 'support', 'leak-worker.js')
+  const env = { URLS: servers.map((s) => s.url).join(','), CYCLES: String(CYCLES), CONCURRENCY: '64', SAMPLE_EVERY: String(WARM) }
+  const { code, signal, stdout, stderr } = await runNode(['--expose-gc', worker], { env, timeout: 280000 })
+  if (code !== 0) throw new Error(`leak worker: exit ${code} ${signal}\n${stderr}`)
+  return JSON.parse(stdout)
 }
 
 test(

@@ -4,11 +4,10 @@
 // failure leaves no unhandled rejection, node failures without an 'error' listener do not
 // crash, and nothing touches the network before first use.
 
-const { spawn } = require('node:child_process')
 const net = require('node:net')
 const path = require('node:path')
 const { freePort } = require('./support/servers')
-const { sharedUrls } = require('./support/shared')
+const { sharedUrls, runNode: runChild } = require('./support/shared')
 
 const PKG = path.resolve(__dirname, '..')
 const urls = sharedUrls()
@@ -19,24 +18,8 @@ const CHILD_TIMEOUT = 20000
  * Resolves { code, signal, stdout, stderr, ms }; a child still running after 20 s is killed.
  */
 function runNode(code, { env = {}, onSpawn } = {}) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    const child = spawn(process.execPath, ['-e', code], {
-      env: { ...process.env, REDLOCK_PKG: PKG, REDLOCK_URLS: urls.join(','), ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT)
-    child.on('error', reject)
-    child.on('close', (exitCode, signal) => {
-      clearTimeout(timer)
-      resolve({ code: exitCode, signal, stdout, stderr, ms: Date.now() - started })
-    })
-    if (onSpawn) onSpawn(child)
-  })
+  const childEnv = { REDLOCK_PKG: PKG, REDLOCK_URLS: urls.join(','), ...env }
+  return runChild(['-e', code], { env: childEnv, stdin: 'pipe', timeout: CHILD_TIMEOUT, onSpawn })
 }
 
 function expectCleanExit(result, { within = 10000 } = {}) {

@@ -5,12 +5,12 @@
 // stops and releases when the routine settles (never replacing its result or error), caps
 // the hold with `maxHold`, and leaves nothing behind that would keep a process alive.
 
-const { spawn, spawnSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 const Redlock = require('..')
 const { LockExpiredError, MaxHoldError, ExecutionError } = require('..')
 const { Conn, command, startServers, stopServers, until, valuesOnAll } = require('./support/servers')
-const { sharedUrls, uniqueKey } = require('./support/shared')
+const { sharedUrls, uniqueKey, spawnNode } = require('./support/shared')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -259,25 +259,21 @@ describe('using: a release failure never replaces the routine outcome (own serve
           process.stdin.destroy()
         })()
       `
-      const child = spawn(process.execPath, ['-e', code], {
-        env: { ...process.env, REDLOCK_PKG: PKG, REDLOCK_URLS: ownUrls.join(','), KEY: key, QUIT: quit ? '1' : '0' },
-        stdio: ['pipe', 'pipe', 'pipe'],
+      const { proc: child, output, exited } = spawnNode(['-e', code], {
+        env: { REDLOCK_PKG: PKG, REDLOCK_URLS: ownUrls.join(','), KEY: key, QUIT: quit ? '1' : '0' },
+        stdin: 'pipe',
+        timeout: 20000,
       })
-      let out = ''
-      child.stdout.on('data', (d) => (out += d))
-      child.stderr.on('data', (d) => (out += d))
-      const killer = setTimeout(() => child.kill('SIGKILL'), 20000)
-      const exited = new Promise((resolve) => child.on('close', (status) => resolve(status)))
+      const out = () => output.stdout + output.stderr
       try {
-        await until(() => out.includes('ready'), { timeout: 15000, message: 'child ready' })
+        await until(() => out().includes('ready'), { timeout: 15000, message: 'child ready' })
         servers[0].pause() // a slow node: answers only after the child is gone
         child.stdin.write('go\n')
-        expect(await exited).toBe(0)
+        expect((await exited).code).toBe(0)
       } finally {
-        clearTimeout(killer)
         servers[0].resume()
       }
-      expect(out).toContain('released')
+      expect(out()).toContain('released')
       await sleep(1500)
       const left = await valuesOnAll(ownUrls, key)
       await Promise.all(ownUrls.map((u) => command(u, 'DEL', key)))

@@ -6,12 +6,11 @@
 // exclusion, the process-wide line keeps re-acquiring loops fair, and `lock.timeLeft` /
 // `lock.valid` tell the state of a lock without a round trip.
 
-const { spawn } = require('node:child_process')
 const path = require('node:path')
 const Redlock = require('..')
 const { ResourceLockedError } = require('..')
 const { Conn, command, until, valuesOnAll } = require('./support/servers')
-const { sharedUrls, uniqueKey } = require('./support/shared')
+const { sharedUrls, uniqueKey, spawnNode } = require('./support/shared')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const now = () => performance.timeOrigin + performance.now()
@@ -105,24 +104,9 @@ describe('wake-on-release', () => {
         await redlock.quit()
       }, (e) => { console.log('failed ' + e.name + ' ' + e.message); process.exitCode = 2 })
     `
-    const children = [0, 1, 2, 3].map(() => {
-      const proc = spawn(process.execPath, ['-e', child], {
-        env: { ...process.env, REDLOCK_PKG: PKG, REDLOCK_URLS: urls.join(','), KEY: key },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      const state = { proc, out: '', err: '' }
-      proc.stdout.on('data', (d) => (state.out += d))
-      proc.stderr.on('data', (d) => (state.err += d))
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 25000)
-      state.exited = new Promise((resolve) =>
-        proc.on('close', (code, signal) => {
-          clearTimeout(timer)
-          resolve({ code, signal })
-        }),
-      )
-      return state
-    })
-    await until(() => children.every((c) => c.out.includes('ready')), {
+    const env = { REDLOCK_PKG: PKG, REDLOCK_URLS: urls.join(','), KEY: key }
+    const children = [0, 1, 2, 3].map(() => spawnNode(['-e', child], { env, timeout: 25000 }))
+    await until(() => children.every((c) => c.output.stdout.includes('ready')), {
       timeout: 15000,
       message: 'every child started',
     })
@@ -130,11 +114,11 @@ describe('wake-on-release', () => {
     await sleep(1500)
     const released = now()
     await first.release()
-    const exits = await Promise.all(children.map((c) => c.exited))
-    const info = children.map((c) => `${c.out}${c.err}`).join('\n---\n')
+    const exits = (await Promise.all(children.map((c) => c.exited))).map(({ code, signal }) => ({ code, signal }))
+    const info = children.map((c) => `${c.output.stdout}${c.output.stderr}`).join('\n---\n')
     for (const exit of exits) expect({ exit, info }).toEqual({ exit: { code: 0, signal: null }, info })
     const grants = children
-      .map((c) => JSON.parse(c.out.split('\n').find((l) => l.startsWith('{'))))
+      .map((c) => JSON.parse(c.output.stdout.split('\n').find((l) => l.startsWith('{'))))
       .sort((a, b) => a.acquired - b.acquired)
     // Never two holders at once, by the cross-process clock.
     for (let i = 1; i < grants.length; i++) {
@@ -175,33 +159,18 @@ describe('wake-on-release', () => {
         process.stdin.destroy()
       })()
     `
-    const children = Array.from({ length: 6 }, () => {
-      const proc = spawn(process.execPath, ['-e', child], {
-        env: { ...process.env, REDLOCK_PKG: PKG, REDLOCK_URLS: urls.join(','), KEY: key },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      })
-      const state = { proc, out: '', err: '' }
-      proc.stdout.on('data', (d) => (state.out += d))
-      proc.stderr.on('data', (d) => (state.err += d))
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 50000)
-      state.exited = new Promise((resolve) =>
-        proc.on('close', (code, signal) => {
-          clearTimeout(timer)
-          resolve({ code, signal })
-        }),
-      )
-      return state
-    })
-    await until(() => children.every((c) => c.out.includes('ready')), {
+    const env = { REDLOCK_PKG: PKG, REDLOCK_URLS: urls.join(','), KEY: key }
+    const children = Array.from({ length: 6 }, () => spawnNode(['-e', child], { env, stdin: 'pipe', timeout: 50000 }))
+    await until(() => children.every((c) => c.output.stdout.includes('ready')), {
       timeout: 15000,
       message: 'every child started',
     })
     for (const c of children) c.proc.stdin.write('go\n')
-    const exits = await Promise.all(children.map((c) => c.exited))
-    const info = children.map((c) => `${c.out}${c.err}`).join('\n---\n').slice(0, 4000)
+    const exits = (await Promise.all(children.map((c) => c.exited))).map(({ code, signal }) => ({ code, signal }))
+    const info = children.map((c) => `${c.output.stdout}${c.output.stderr}`).join('\n---\n').slice(0, 4000)
     for (const exit of exits) expect({ exit, info }).toEqual({ exit: { code: 0, signal: null }, info })
     const grants = children
-      .flatMap((c) => JSON.parse(c.out.split('\n').find((l) => l.startsWith('['))))
+      .flatMap((c) => JSON.parse(c.output.stdout.split('\n').find((l) => l.startsWith('['))))
       .sort((a, b) => a.acquired - b.acquired)
     expect(grants).toHaveLength(90)
     let overlaps = 0

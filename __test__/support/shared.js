@@ -21,6 +21,8 @@ function uniqueKey(prefix = 'key') {
   return `${prefix}:${process.pid}:${counter}:${Date.now().toString(36)}:${rand}`
 }
 
+const { spawn } = require('node:child_process')
+
 const { until, valuesOnAll } = require('./servers')
 
 /** Resolves after `ms` milliseconds. */
@@ -68,4 +70,36 @@ async function wokenByRelease(Redlock, clients, key, { subscribed, whileHeld = a
   }
 }
 
-module.exports = { sharedUrls, uniqueKey, sleep, heldEverywhere, goneEverywhere, wokenByRelease }
+/**
+ * Runs `node ...args` in a child process. `output` ({ stdout, stderr }) grows as the child
+ * writes; `exited` resolves with { code, signal, stdout, stderr, ms } once it has closed.
+ * `env` adds to this process's environment (a variable set to undefined is removed); `stdin`
+ * is 'ignore' or 'pipe'; a child still running after `timeout` ms is killed.
+ */
+function spawnNode(args, { env = {}, stdin = 'ignore', timeout = 60000, cwd } = {}) {
+  const started = Date.now()
+  const childEnv = { ...process.env, ...env }
+  for (const [name, value] of Object.entries(childEnv)) if (value === undefined) delete childEnv[name]
+  const proc = spawn(process.execPath, args, { env: childEnv, cwd, stdio: [stdin, 'pipe', 'pipe'] })
+  const output = { stdout: '', stderr: '' }
+  proc.stdout.on('data', (d) => (output.stdout += d))
+  proc.stderr.on('data', (d) => (output.stderr += d))
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeout)
+  const exited = new Promise((resolve, reject) => {
+    proc.on('error', reject)
+    proc.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, ...output, ms: Date.now() - started })
+    })
+  })
+  return { proc, output, exited }
+}
+
+/** spawnNode, resolved once the child has closed; `onSpawn(child, output)` sees it run. */
+function runNode(args, { onSpawn, ...options } = {}) {
+  const { proc, output, exited } = spawnNode(args, options)
+  if (onSpawn) onSpawn(proc, output)
+  return exited
+}
+
+module.exports = { sharedUrls, uniqueKey, sleep, heldEverywhere, goneEverywhere, wokenByRelease, spawnNode, runNode }
