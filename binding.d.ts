@@ -83,6 +83,8 @@ export declare class Redlock {
 
 /** Keeps a lock extended; made by `Redlock#watch`. */
 export declare class Watchdog {
+  /** How many times the lock has been extended so far. */
+  get extensions(): number
   /** Stops extending; resolves once an extension in flight has finished. */
   stop(): Promise<void>
 }
@@ -181,6 +183,13 @@ export interface Settings {
    * Default `false`.
    */
   fencing: boolean
+  /**
+   * The database the lock keys live in on every plain (not cluster) member, whatever
+   * database the client is on, as `@sesamecare-oss/redlock`'s `db` does. Default: each
+   * client's own database, as node-redlock does (`redlock-rs/sesame` defaults it to 0).
+   * Given to the constructor only.
+   */
+  db?: number
 }
 
 /** One node's vote against. */

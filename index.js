@@ -6,7 +6,7 @@
 // the original design's `acquireLock`/`releaseLock`/`renewLock` run unchanged.
 
 const { EventEmitter } = require('node:events')
-const native = require('./binding.js')
+const native = require('./lib/native.js')
 
 /** A quorum could not be reached in the retry window. */
 class ExecutionError extends Error {
@@ -137,7 +137,7 @@ function executionStats(attempt) {
   const votesAgainst = new Map()
   for (const vote of attempt.votesAgainst) {
     const Failure = vote.code === 'ERR_REDLOCK_RESOURCE_LOCKED' ? ResourceLockedError : Error
-    const error = new Failure(`${vote.node}: ${vote.message}`)
+    const error = new Failure(vote.message)
     error.code = vote.code
     error.node = vote.node
     votesAgainst.set(vote.node, error)
@@ -260,14 +260,19 @@ class Lock {
 class Redlock extends EventEmitter {
   #native
   #stragglers = null
+  /** The client objects the user gave: `quit()` closes them, as node-redlock does. */
+  #clients
 
   constructor(clients, settings) {
     super()
+    // node-redlock v5 takes any iterable of clients.
+    const list = isIterableObject(clients) ? Array.from(clients) : clients
     try {
-      this.#native = new native.Redlock(clients, settings)
+      this.#native = new native.Redlock(list, settings)
     } catch (error) {
       throw fromNative(error)
     }
+    this.#clients = list.filter(isClientObject)
     // Held weakly, so that the native side's reference never keeps this object alive.
     const self = new WeakRef(this)
     this.#native.onNodeError((event) => {
@@ -354,7 +359,7 @@ class Redlock extends EventEmitter {
   }
 
   /**
-   * Runs `routine(signal, lock)` while holding a lock on `resources`. The engine extends the lock
+   * Runs `routine(signal, { lock, extensions })` while holding a lock on `resources`. The engine extends the lock
    * `automaticExtensionThreshold` ms before each expiration, whatever the event loop is
    * doing; `signal` aborts (with `signal.error`) if the lock is lost. When the routine
    * settles, the watchdog stops, an extension in flight is awaited, and the lock is
@@ -370,9 +375,16 @@ class Redlock extends EventEmitter {
     }
     this.#call((binding) => binding.checkAutoExtension(duration, settings))
     const lock = await this.acquire(resources, duration, settings)
-    const { signal, stop } = this.autoExtend(lock, { duration, settings })
+    const { signal, stop, extensions } = this.#autoExtend(lock, { duration, settings })
+    // sesame's context: the lock, and how many times it has been extended so far.
+    const context = Object.freeze({
+      lock,
+      get extensions() {
+        return extensions()
+      },
+    })
     try {
-      return await routine(signal, lock)
+      return await routine(signal, context)
     } finally {
       await stop()
       await lock.release().catch((error) => this.#emitNodeError(error))
@@ -383,7 +395,12 @@ class Redlock extends EventEmitter {
    * Keeps `lock` extended by `duration` ms (default: the lock's own duration is unknown, so
    * `duration` is required) until `stop()`, the lock's release, loss, or `maxHold` ms.
    */
-  autoExtend(lock, { duration, settings, maxHold, onLost } = {}) {
+  autoExtend(lock, options) {
+    const { signal, stop } = this.#autoExtend(lock, options)
+    return { signal, stop }
+  }
+
+  #autoExtend(lock, { duration, settings, maxHold, onLost } = {}) {
     if (!(lock instanceof Lock)) throw typeError('lock', 'an instance of Lock', lock)
     if (onLost !== undefined && typeof onLost !== 'function') {
       throw typeError('onLost', 'of type function', onLost)
@@ -404,16 +421,20 @@ class Redlock extends EventEmitter {
       await watchdog.stop()
       if (Lock.watchdog(lock) === watchdog) Lock.watchdog(lock, null)
     }
-    return { signal, stop }
+    return { signal, stop, extensions: () => watchdog.extensions }
   }
 
   /**
    * Stops every operation under way (they reject with `RedlockClosedError`), lets requests
    * already sent finish so that a release on a slow node still lands, then closes every
-   * connection. Operations afterwards reject with `RedlockClosedError`.
+   * connection: the engine's own, and the ioredis / node-redis clients given to the
+   * constructor (node-redlock and sesame quit them too). Operations afterwards reject with
+   * `RedlockClosedError`.
    */
   quit(callback) {
-    return withCallback(this.#native.quit(), callback)
+    const clients = this.#clients.splice(0)
+    const closed = this.#native.quit().then(() => Promise.all(clients.map(closeClient))).then(() => {})
+    return withCallback(closed, callback)
   }
 
   // The original design's API.
@@ -491,6 +512,50 @@ class Redlock extends EventEmitter {
   #emitNodeError(error) {
     if (this.listenerCount('clientError') > 0) this.emit('clientError', error)
     if (this.listenerCount('error') > 0) this.emit('error', error)
+  }
+}
+
+/** An iterable object that is not an array (a Set of clients, say). */
+function isIterableObject(value) {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    !Array.isArray(value) &&
+    typeof value[Symbol.iterator] === 'function'
+  )
+}
+
+/** An ioredis or node-redis client (or cluster) object, as opposed to connection options. */
+function isClientObject(entry) {
+  return (
+    entry !== null &&
+    typeof entry === 'object' &&
+    !Array.isArray(entry) &&
+    ['quit', 'close', 'disconnect'].some((method) => typeof entry[method] === 'function')
+  )
+}
+
+/**
+ * Closes a user's client: gracefully (QUIT) when it is connected, at once when it is not, so
+ * that a client that never connected or cannot reconnect does not hold `quit()` up. Its own
+ * errors are its own: closing goes on for the others.
+ */
+async function closeClient(client) {
+  try {
+    if (typeof client.status === 'string') {
+      // ioredis: `ready` is connected; `wait` never connected; `end` is closed.
+      if (client.status === 'end') return
+      if (client.status !== 'ready') return void client.disconnect()
+      await client.quit().catch(() => client.disconnect())
+      return
+    }
+    // node-redis: `isOpen` is false once closed (or before connect).
+    if (client.isOpen === false) return
+    if (typeof client.close === 'function') await client.close()
+    else if (typeof client.quit === 'function') await client.quit()
+    else await client.disconnect()
+  } catch {
+    // Already closed, or closing: nothing is left to do for this client.
   }
 }
 

@@ -8,8 +8,12 @@ use napi::bindgen_prelude::{JsObjectValue, JsValue, Object, Unknown};
 use napi::{Error, Result, Status, ValueType};
 use redlock_core::CrossSlot;
 
-/// The largest duration or delay accepted, in ms: about 24.8 days, as for `setTimeout`.
+/// The largest delay or timeout accepted, in ms: about 24.8 days, as for `setTimeout`.
 pub const MAX_MS: f64 = 2_147_483_647.0;
+
+/// The longest lock accepted, in ms: `Number.MAX_SAFE_INTEGER`, as node-redlock accepts (its
+/// own tests lock for a tenth of it). The engine's timers cope with any of them.
+pub const MAX_DURATION_MS: f64 = 9_007_199_254_740_991.0;
 
 /// A wrong type: `TypeError` with `ERR_INVALID_ARG_TYPE`.
 pub fn invalid_type(name: &str, expected: &str, value: &Unknown) -> Error {
@@ -159,9 +163,33 @@ pub fn bounded(value: &Unknown, name: &str, min: f64, max: f64) -> Result<f64> {
     Ok(n)
 }
 
-/// A lock duration (TTL) in ms: an integer from 1 to [`MAX_MS`].
+/// A lock duration (TTL) in ms: an integer from 1 to [`MAX_DURATION_MS`]. A number that is
+/// not an integer (NaN and infinities included) is refused in node-redlock's own words, which
+/// its users' tests match; one out of range says the range.
 pub fn duration(value: &Unknown, name: &str) -> Result<u64> {
-    Ok(integer(value, name, 1.0, MAX_MS)? as u64)
+    if value.get_type()? != ValueType::Number {
+        return Err(invalid_type(name, "of type number", value));
+    }
+    // SAFETY: checked to be a number just above.
+    let n = unsafe { value.cast::<f64>() }?;
+    if n.fract() != 0.0 || n.is_nan() {
+        let what = match name {
+            "duration" => "Duration".to_owned(),
+            other => format!("The \"{other}\" argument"),
+        };
+        return Err(refuse(
+            "ERR_OUT_OF_RANGE",
+            format!("{what} must be an integer value in milliseconds."),
+        ));
+    }
+    if !(1.0..=MAX_DURATION_MS).contains(&n) {
+        return Err(out_of_range(
+            name,
+            &format!("an integer >= 1 and <= {MAX_DURATION_MS}"),
+            n,
+        ));
+    }
+    Ok(n as u64)
 }
 
 /// One resource name or a non-empty array of them; each a non-empty string.

@@ -14,9 +14,10 @@ use redlock_core::{AddressMap, NodeConfig, NodeConfigError, TlsConfig};
 
 use crate::args::{boolean, field, integer, invalid_type, invalid_value, object, string};
 
-/// Reads the client list into node configurations; refuses two entries that reach the same
-/// server and database, which would count one server's vote twice.
-pub fn nodes(value: &Unknown) -> Result<Vec<NodeConfig>> {
+/// Reads the client list into node configurations, with every plain member on database `db`
+/// when it is given (the `db` setting); refuses two entries that reach the same server and
+/// database, which would count one server's vote twice.
+pub fn nodes(value: &Unknown, db: Option<u32>) -> Result<Vec<NodeConfig>> {
     if value.get_type()? != ValueType::Object || !value.is_array()? {
         return Err(invalid_type(
             "clients",
@@ -36,7 +37,10 @@ pub fn nodes(value: &Unknown) -> Result<Vec<NodeConfig>> {
     let mut nodes: Vec<NodeConfig> = Vec::with_capacity(len as usize);
     for i in 0..len {
         let name = format!("clients[{i}]");
-        let node = entry(&list.get_element::<Unknown>(i)?, &name)?;
+        let mut node = entry(&list.get_element::<Unknown>(i)?, &name)?;
+        if let (Some(db), false) = (db, node.is_cluster()) {
+            node.db = i64::from(db);
+        }
         node.check().map_err(|e| refused(e, &name))?;
         if let Some(j) = nodes.iter().position(|n| n.same_database(&node)) {
             return Err(invalid_value(
@@ -74,10 +78,17 @@ fn entry(value: &Unknown, name: &str) -> Result<NodeConfig> {
     });
     if is_client {
         return match field(&entry, "options")? {
-            Some(options) => from_options(
-                &object(&options, &format!("{name}.options"))?,
-                &format!("{name}.options"),
-            ),
+            Some(options) => {
+                let mut node = from_options(
+                    &object(&options, &format!("{name}.options"))?,
+                    &format!("{name}.options"),
+                )?;
+                // An ioredis client that ran SELECT keeps the database it is on here.
+                if let Some(db) = selected_db(&entry)? {
+                    node.db = db;
+                }
+                Ok(node)
+            }
             None => Err(invalid_value(
                 name,
                 "this client object has no readable connection options",
@@ -85,6 +96,26 @@ fn entry(value: &Unknown, name: &str) -> Result<NodeConfig> {
         };
     }
     from_options(&entry, name)
+}
+
+/// The database an ioredis client has selected since it connected (`condition.select`).
+fn selected_db(client: &Object) -> Result<Option<i64>> {
+    let Some(condition) = field(client, "condition")? else {
+        return Ok(None);
+    };
+    if condition.get_type()? != ValueType::Object {
+        return Ok(None);
+    }
+    // SAFETY: checked to be an object just above.
+    let condition = unsafe { condition.cast::<Object>() }?;
+    match field(&condition, "select")? {
+        Some(db) if db.get_type()? == ValueType::Number => {
+            // SAFETY: checked to be a number just above.
+            let db = unsafe { db.cast::<f64>() }?;
+            Ok((db.fract() == 0.0 && (0.0..=1_000_000.0).contains(&db)).then_some(db as i64))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A Redis Cluster entry, read when `entry` is or describes one: an ioredis `Cluster`

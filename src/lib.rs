@@ -33,8 +33,8 @@ impl Redlock {
     /// `clients`: a non-empty list of `redis://` URLs, option objects or client objects.
     #[napi(constructor)]
     pub fn new(clients: Unknown, settings: Option<Unknown>) -> Result<Self> {
-        let nodes = clients::nodes(&clients)?;
-        let settings = Settings::default().merge(settings, "settings")?;
+        let settings = Settings::new(settings)?;
+        let nodes = clients::nodes(&clients, settings.db)?;
         let engine = redlock_core::Redlock::new(nodes);
         let labels = engine
             .nodes()
@@ -84,18 +84,18 @@ impl Redlock {
         let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
         let settings = self.settings.merge(settings, "settings")?.to_core();
         self.check_slots(&resources, settings.fencing, "resources")?;
-        let (engine, labels) = (self.engine.clone(), self.labels.clone());
+        let (engine, labels, keys) = (self.engine.clone(), self.labels.clone(), resources.len());
         let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
         env.spawn_future(async move {
             let acquired = engine.acquire_cancellable(resources, ttl, &settings, &cancel);
             Ok(match acquired.await {
                 Ok(lock) => Outcome {
-                    attempts: stats(&lock.attempts(), &labels, Operation::Acquire),
+                    attempts: stats(&lock.attempts(), &labels, Operation::Acquire, keys),
                     lock: Some(Lock { inner: lock }),
                     nodes_held: None,
                     error: None,
                 },
-                Err(e) => failure(&e, &labels, Operation::Acquire),
+                Err(e) => failure(&e, &labels, Operation::Acquire, keys),
             })
         })
     }
@@ -116,12 +116,17 @@ impl Redlock {
         env.spawn_future(async move {
             Ok(match engine.extend(&lock, ttl, &settings).await {
                 Ok(()) => Outcome {
-                    attempts: stats(&lock.attempts(), &labels, Operation::Extend),
+                    attempts: stats(
+                        &lock.attempts(),
+                        &labels,
+                        Operation::Extend,
+                        lock.resources.len(),
+                    ),
                     lock: Some(Lock { inner: lock }),
                     nodes_held: None,
                     error: None,
                 },
-                Err(e) => failure(&e, &labels, Operation::Extend),
+                Err(e) => failure(&e, &labels, Operation::Extend, lock.resources.len()),
             })
         })
     }
@@ -140,12 +145,17 @@ impl Redlock {
         env.spawn_future(async move {
             Ok(match engine.release(&lock, &settings).await {
                 Ok(released) => Outcome {
-                    attempts: stats(&released.attempts, &labels, Operation::Release),
+                    attempts: stats(
+                        &released.attempts,
+                        &labels,
+                        Operation::Release,
+                        lock.resources.len(),
+                    ),
                     lock: None,
                     nodes_held: Some(released.nodes_held as u32),
                     error: None,
                 },
-                Err(e) => failure(&e, &labels, Operation::Release),
+                Err(e) => failure(&e, &labels, Operation::Release, lock.resources.len()),
             })
         })
     }
@@ -198,6 +208,7 @@ impl Redlock {
             .build()?;
         let labels = self.labels.clone();
         let (engine, lock) = (self.engine.clone(), lock.inner.clone());
+        let keys = lock.resources.len();
         // The watchdog is a task of the engine's runtime, started from the JS thread.
         let watchdog = napi::bindgen_prelude::within_runtime_if_available(|| {
             redlock_core::Watchdog::start(engine, lock, watch, settings.to_core(), move |lost| {
@@ -205,11 +216,12 @@ impl Redlock {
                     redlock_core::Lost::Failed(error) => error,
                     redlock_core::Lost::MaxHold => redlock_core::Error::MaxHold,
                 };
-                let outcome = failure(&error, &labels, Operation::Extend);
+                let outcome = failure(&error, &labels, Operation::Extend, keys);
                 tsfn.call(outcome, ThreadsafeFunctionCallMode::NonBlocking);
             })
         });
         Ok(Watchdog {
+            extensions: watchdog.extensions(),
             inner: std::sync::Mutex::new(Some(watchdog)),
         })
     }
@@ -307,10 +319,17 @@ impl Cancellation {
 #[napi]
 pub struct Watchdog {
     inner: std::sync::Mutex<Option<redlock_core::Watchdog>>,
+    extensions: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[napi]
 impl Watchdog {
+    /// How many times the lock has been extended so far.
+    #[napi(getter)]
+    pub fn extensions(&self) -> u32 {
+        self.extensions.load(std::sync::atomic::Ordering::Relaxed) as u32
+    }
+
     /// Stops extending; resolves once an extension in flight has finished.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn stop<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {

@@ -63,8 +63,18 @@ pub enum Operation {
     Release,
 }
 
-/// The one place where the engine's results become JavaScript data.
-pub fn stats(attempts: &[Attempt], labels: &[String], op: Operation) -> Vec<AttemptStats> {
+/// The one place where the engine's results become JavaScript data. `resources` is how many
+/// keys the lock has: a node that refused says, in node-redlock's words, to how many of them
+/// the operation was applied.
+pub fn stats(
+    attempts: &[Attempt],
+    labels: &[String],
+    op: Operation,
+    resources: usize,
+) -> Vec<AttemptStats> {
+    // The scripts apply to all of a lock's keys or none.
+    let applied_to_none =
+        format!("The operation was applied to: 0 of the {resources} requested resources.");
     attempts
         .iter()
         .map(|attempt| {
@@ -85,14 +95,8 @@ pub fn stats(attempts: &[Attempt], labels: &[String], op: Operation) -> Vec<Atte
                         stats.votes_for.push(node);
                         continue;
                     }
-                    Vote::Held => (
-                        "ERR_REDLOCK_RESOURCE_LOCKED",
-                        "the resource is locked by another holder on this node".to_owned(),
-                    ),
-                    Vote::NotHeld => (
-                        "ERR_REDLOCK_LOCK_EXPIRED",
-                        "the lock is no longer held on this node".to_owned(),
-                    ),
+                    Vote::Held => ("ERR_REDLOCK_RESOURCE_LOCKED", applied_to_none.clone()),
+                    Vote::NotHeld => ("ERR_REDLOCK_LOCK_EXPIRED", applied_to_none.clone()),
                     Vote::Failed(e) => (e.code(), e.to_string()),
                 };
                 stats.votes_against.push(VoteAgainst {
@@ -109,7 +113,7 @@ pub fn stats(attempts: &[Attempt], labels: &[String], op: Operation) -> Vec<Atte
 /// A failed operation's outcome. The message names the nodes that failed on the last
 /// attempt and why (unreachable, TLS, authentication), so that a misconfigured node shows
 /// in the error itself.
-pub fn failure(error: &Error, labels: &[String], op: Operation) -> Outcome {
+pub fn failure(error: &Error, labels: &[String], op: Operation, resources: usize) -> Outcome {
     let mut message = error.to_string();
     let failed: Vec<String> = error
         .attempts()
@@ -128,7 +132,7 @@ pub fn failure(error: &Error, labels: &[String], op: Operation) -> Outcome {
     Outcome {
         lock: None,
         nodes_held: None,
-        attempts: stats(error.attempts(), labels, op),
+        attempts: stats(error.attempts(), labels, op, resources),
         error: Some(Failure {
             code: error.code().to_owned(),
             message,

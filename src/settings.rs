@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use napi::bindgen_prelude::Unknown;
-use napi::Result;
+use napi::bindgen_prelude::{
+    JsObjectValue, KeyCollectionMode, KeyConversion, KeyFilter, Object, Unknown,
+};
+use napi::{Result, ValueType};
 use napi_derive::napi;
 use redlock_core::RetryStrategy;
 
@@ -46,6 +48,11 @@ pub struct Settings {
     /// that grows with every acquisition of a resource), at the cost of one more round trip.
     /// Default `false`.
     pub fencing: bool,
+    /// The database the lock keys live in on every plain (not cluster) member, whatever
+    /// database the client is on, as `@sesamecare-oss/redlock`'s `db` does. Default: each
+    /// client's own database, as node-redlock does (`redlock-rs/sesame` defaults it to 0).
+    /// Given to the constructor only.
+    pub db: Option<u32>,
 }
 
 impl Default for Settings {
@@ -62,19 +69,68 @@ impl Default for Settings {
             wake_on_release: true,
             acquire_timeout: None,
             fencing: false,
+            db: None,
         }
     }
 }
 
+/// The settings a `Redlock` knows. `signal` is read by the front door, per call.
+const KNOWN: [&str; 13] = [
+    "driftFactor",
+    "retryCount",
+    "retryDelay",
+    "retryJitter",
+    "retryStrategy",
+    "maxRetryDelay",
+    "requestTimeout",
+    "automaticExtensionThreshold",
+    "wakeOnRelease",
+    "acquireTimeout",
+    "fencing",
+    "db",
+    "signal",
+];
+
+/// Where settings are given: the constructor's are the defaults of every call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Given {
+    Constructor,
+    Call,
+}
+
 impl Settings {
-    /// These settings with the fields given in `value` (an object, or undefined) replaced.
+    /// The constructor's settings: the defaults with the fields given in `value` replaced.
+    pub fn new(value: Option<Unknown>) -> Result<Settings> {
+        Settings::default().merge_given(value, "settings", Given::Constructor)
+    }
+
+    /// These settings with the fields given in `value` (an object, or undefined) for one
+    /// call replaced.
     pub fn merge(&self, value: Option<Unknown>, name: &str) -> Result<Settings> {
+        self.merge_given(value, name, Given::Call)
+    }
+
+    fn merge_given(&self, value: Option<Unknown>, name: &str, place: Given) -> Result<Settings> {
         let mut merged = self.clone();
         let Some(value) = crate::args::given(value) else {
             return Ok(merged);
         };
         let given = object(&value, name)?;
         let at = |key: &str| format!("{name}.{key}");
+        // A misspelt or unsupported setting would otherwise change nothing, silently.
+        for key in own_keys(&given)? {
+            let known = KNOWN.contains(&key.as_str());
+            if !known || (key == "signal" && place == Given::Constructor) {
+                let why = match known {
+                    true => "an AbortSignal is given per call, to acquire or using".to_owned(),
+                    false => format!(
+                        "redlock-rs has no such setting; the settings are {}",
+                        KNOWN[..12].join(", ")
+                    ),
+                };
+                return Err(invalid_value(&at(&key), &why));
+            }
+        }
         if let Some(v) = field(&given, "driftFactor")? {
             merged.drift_factor = bounded(&v, &at("driftFactor"), 0.0, 0.99)?;
         }
@@ -116,6 +172,16 @@ impl Settings {
         if let Some(v) = field(&given, "acquireTimeout")? {
             // 0 would end every acquisition before any node could answer.
             merged.acquire_timeout = Some(bounded(&v, &at("acquireTimeout"), 1.0, MAX_MS)?);
+        }
+        if let Some(v) = field(&given, "db")? {
+            let db = integer(&v, &at("db"), 0.0, 1_000_000.0)? as u32;
+            if place == Given::Call && merged.db != Some(db) {
+                return Err(invalid_value(
+                    &at("db"),
+                    "the database is chosen once, by the constructor's settings: every connection is opened on it",
+                ));
+            }
+            merged.db = Some(db);
         }
         Ok(merged)
     }
@@ -159,4 +225,22 @@ impl Settings {
             fencing: self.fencing,
         }
     }
+}
+
+/// The object's own enumerable string keys (symbols are not settings and are ignored).
+fn own_keys(object: &Object) -> Result<Vec<String>> {
+    let names = object.get_all_property_names(
+        KeyCollectionMode::OwnOnly,
+        KeyFilter::Enumerable,
+        KeyConversion::NumbersToStrings,
+    )?;
+    let mut keys = Vec::new();
+    for i in 0..names.get_array_length()? {
+        let name: Unknown = names.get_element(i)?;
+        if name.get_type()? == ValueType::String {
+            // SAFETY: checked to be a string just above.
+            keys.push(unsafe { name.cast::<String>() }?);
+        }
+    }
+    Ok(keys)
 }

@@ -183,12 +183,15 @@ impl Redlock {
         })
     }
 
-    /// The retry loop of [`Redlock::acquire`]. An acquirer first stands in this process's
-    /// line for its resources; while others are ahead of it, it attempts only when its own
-    /// retry timer fires, so the line never stretches its retry window. At the head of the
-    /// line it attempts at once, then whenever the holder's release notice arrives or its
-    /// timer fires. Only the timer counts against `retry_count`: notices shorten the wait,
-    /// never the retry window.
+    /// The retry loop of [`Redlock::acquire`]: at most `retry_count + 1` attempts, whatever
+    /// prompts each one (node-redlock's meaning of `retryCount`). The first is made at once;
+    /// before each next one the acquirer waits, in this order of preference:
+    /// - while others of this process are ahead of it in the line for its resources, for its
+    ///   turn or its retry timer, so that the line never stretches its retry window;
+    /// - after contenders split the nodes and nobody won, a short random pause, so that one
+    ///   of them goes first (a few times; then the retry timer again);
+    /// - while another holder has the keys, for the holder's release notice or its timer;
+    /// - otherwise, for its retry timer.
     async fn wait_and_acquire(
         &self,
         lock: &Arc<Lock>,
@@ -199,88 +202,72 @@ impl Redlock {
         let name = self.line_name(&lock.resources);
         let entering = self.lines.enter(&name);
         tokio::pin!(entering);
-        let mut retries = 0;
-        let _turn = loop {
-            if let Poll::Ready(turn) = poll_once(entering.as_mut()).await {
-                break turn;
-            }
-            let Some(pause) = settings.pause_before(retries + 1) else {
-                // No retry left while others are ahead: one last look, unless a timer
-                // attempt was just made.
-                if retries == 0 {
-                    let tried = self.attempt(lock, ttl, settings, attempts).await;
-                    if tried.granted {
-                        return Ok(());
-                    }
-                    tried.settle().await;
-                }
-                return Err(acquire_failure(std::mem::take(attempts)));
-            };
-            tokio::select! {
-                turn = &mut entering => break turn,
-                _ = tokio::time::sleep(pause) => {
-                    retries += 1;
-                    self.check_open()?;
-                    if self.attempt(lock, ttl, settings, attempts).await.granted {
-                        return Ok(());
-                    }
-                }
-            }
+        let mut turn = match poll_once(entering.as_mut()).await {
+            Poll::Ready(turn) => Some(turn),
+            Poll::Pending => None,
         };
         let mut subscription: Option<Subscription> = None;
-        let mut splits = 0;
-        loop {
+        let mut fast_splits = 0;
+        let mut previous: Option<Tried> = None;
+        for retry in 0.. {
+            if let Some(tried) = previous.take() {
+                let refused = attempts.last().is_some_and(Attempt::refused_login);
+                let pause = settings.pause_before(retry).filter(|_| !refused);
+                let Some(pause) = pause else {
+                    tried.settle().await;
+                    return Err(acquire_failure(std::mem::take(attempts)));
+                };
+                if turn.is_none() {
+                    tokio::select! {
+                        t = &mut entering => turn = Some(t),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                } else if tried.split && fast_splits < FAST_SPLITS {
+                    fast_splits += 1;
+                    let spread = tried.elapsed.mul_f64(2.0 * unit_random());
+                    tokio::time::sleep(spread + Duration::from_millis(1)).await;
+                } else if tried.held && settings.wake_on_release {
+                    let seen = match &subscription {
+                        Some(notices) => notices.seen(),
+                        None => {
+                            let per_node = settings.request_timeout.min(ttl);
+                            // Only notices from now on wake: a release between the attempt
+                            // and this subscription waits for the timer.
+                            subscription = Some(self.subscribe(lock, per_node).await);
+                            0
+                        }
+                    };
+                    let notices = subscription.as_ref().expect("subscribed just above");
+                    tokio::select! {
+                        _ = notices.next(seen) => {
+                            // Every waiter of the resource, in every process, hears the same
+                            // notice: a random pause of up to two round trips lets one of
+                            // them reach the nodes first, and the others find it holding a
+                            // quorum and go back to waiting.
+                            tokio::time::sleep(tried.elapsed.mul_f64(2.0 * unit_random())).await;
+                        }
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                } else {
+                    tokio::time::sleep(pause).await;
+                }
+            } else if turn.is_none() && settings.pause_before(1).is_some() {
+                // Others of this process are ahead: the first attempt waits for the turn,
+                // or the first retry's pause.
+                let pause = settings.pause_before(1).expect("checked just above");
+                tokio::select! {
+                    t = &mut entering => turn = Some(t),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
             self.check_open()?;
-            let seen = subscription.as_ref().map_or(0, Subscription::seen);
             let tried = self.attempt(lock, ttl, settings, attempts).await;
             if tried.granted {
                 return Ok(());
             }
-            if tried.split && splits < MAX_FREE_SPLITS {
-                // Contenders split the nodes and nobody won: after a short random pause,
-                // one of them goes first.
-                splits += 1;
-                let pause = tried.elapsed.mul_f64(2.0 * unit_random()) + Duration::from_millis(1);
-                tokio::time::sleep(pause).await;
-                continue;
-            }
-            if attempts.last().is_some_and(Attempt::refused_login) {
-                tried.settle().await;
-                return Err(acquire_failure(std::mem::take(attempts)));
-            }
-            let retry_left = settings.retry_count.is_none_or(|count| retries < count);
-            if tried.held && settings.wake_on_release && subscription.is_none() && retry_left {
-                subscription = Some(
-                    self.subscribe(lock, settings.request_timeout.min(ttl))
-                        .await,
-                );
-                // The holder may have let go before we listened: look again at once. This
-                // look is not a retry; it is what the notice would have caused.
-                continue;
-            }
-            let Some(pause) = settings.pause_before(retries + 1) else {
-                tried.settle().await;
-                return Err(acquire_failure(std::mem::take(attempts)));
-            };
-            let woken = match &subscription {
-                Some(notices) if tried.held => tokio::select! {
-                    _ = notices.next(seen) => true,
-                    _ = tokio::time::sleep(pause) => false,
-                },
-                _ => {
-                    tokio::time::sleep(pause).await;
-                    false
-                }
-            };
-            if !woken {
-                retries += 1;
-            } else {
-                // Every waiter of the resource, in every process, hears the same notice: a
-                // random pause of up to two round trips lets one of them reach the nodes
-                // first, and the others find it holding a quorum and go back to waiting.
-                tokio::time::sleep(tried.elapsed.mul_f64(2.0 * unit_random())).await;
-            }
+            previous = Some(tried);
         }
+        unreachable!("the retry loop returns")
     }
 
     /// One attempt: the acquire script on every node, decided at quorum, then with fencing
@@ -330,7 +317,11 @@ impl Redlock {
             quorum = fenced.quorum;
             token = Some(next);
             if !quorum {
-                attempts.push(fenced.record);
+                // The attempt failed at its fencing step: its record is that step's votes,
+                // so that an attempt stays one record.
+                if let Some(last) = attempts.last_mut() {
+                    *last = fenced.record;
+                }
             }
         }
         let elapsed = start.elapsed();
@@ -632,8 +623,9 @@ impl Redlock {
     }
 }
 
-/// Split rounds retried at once, before they count against `retry_count` like any other.
-const MAX_FREE_SPLITS: u32 = 16;
+/// How many times an acquisition retries a split round after a short random pause, rather
+/// than its retry timer. Each is one of its `retry_count` retries.
+const FAST_SPLITS: u32 = 3;
 
 /// Polls `future` once: whether it is ready now.
 async fn poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {

@@ -8,6 +8,7 @@
 //! cannot keep a resource forever: the last extension is cut short to end at that cap.
 //! [`Watchdog::stop`] lets an extension in flight finish, so nothing outlives it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,7 @@ pub struct Watch {
 pub struct Watchdog {
     stop: CancellationToken,
     task: JoinHandle<()>,
+    extensions: Arc<AtomicU64>,
 }
 
 /// Why a watched lock was lost.
@@ -57,6 +59,8 @@ impl Watchdog {
     ) -> Watchdog {
         let stop = CancellationToken::new();
         let stopped = stop.clone();
+        let extensions = Arc::new(AtomicU64::new(0));
+        let extended_count = extensions.clone();
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let margin = watch.threshold / 2;
@@ -71,7 +75,7 @@ impl Watchdog {
                 // Sleep until the next extension is due.
                 tokio::select! {
                     _ = stopped.cancelled() => return,
-                    _ = tokio::time::sleep(left.saturating_sub(watch.threshold)) => {}
+                    _ = sleep_long(left.saturating_sub(watch.threshold)) => {}
                 }
                 // Past the maximum hold time less the threshold, no more extensions (one
                 // shorter than the threshold would be due again at once): the lock lapses.
@@ -82,7 +86,7 @@ impl Watchdog {
                     let left = Duration::from_millis(lock.expiration().saturating_sub(now_ms()));
                     tokio::select! {
                         _ = stopped.cancelled() => return,
-                        _ = tokio::time::sleep(left) => return on_lost(Lost::MaxHold),
+                        _ = sleep_long(left) => return on_lost(Lost::MaxHold),
                     }
                 }
                 let ttl = hold_left.map_or(watch.ttl, |h| watch.ttl.min(h));
@@ -96,7 +100,9 @@ impl Watchdog {
                     return on_lost(Lost::Failed(Error::Quorum { attempts: vec![] }));
                 };
                 match extended {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        extended_count.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(error @ (Error::LockExpired { .. } | Error::Closed)) => {
                         return on_lost(Lost::Failed(error));
                     }
@@ -112,12 +118,60 @@ impl Watchdog {
                 }
             }
         });
-        Watchdog { stop, task }
+        Watchdog {
+            stop,
+            task,
+            extensions,
+        }
+    }
+
+    /// A counter of the extensions made so far, which outlives the watchdog.
+    pub fn extensions(&self) -> Arc<AtomicU64> {
+        self.extensions.clone()
     }
 
     /// Stops extending; waits for an extension in flight to finish.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
+    }
+}
+
+/// Sleeps `duration`, however long: a lock may last up to `Number.MAX_SAFE_INTEGER` ms
+/// (about 285,000 years), far past what one timer of tokio's wheel is meant to hold
+/// (about two years), so a long sleep is a series of day-long ones.
+async fn sleep_long(duration: Duration) {
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    let now = tokio::time::Instant::now;
+    let end = now().checked_add(duration);
+    loop {
+        let left = end.map_or(DAY, |end| end.saturating_duration_since(now()));
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(DAY)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sleep_of_thousands_of_years_neither_panics_nor_ends_early() {
+        let years = Duration::from_millis(9_007_199_254_740_991 / 10);
+        let started = tokio::time::Instant::now();
+        let sleeping = sleep_long(years);
+        tokio::pin!(sleeping);
+        // Paused time jumps to each day-long timer at once: after 1000 days it still sleeps.
+        let a_while = tokio::time::timeout(Duration::from_secs(1000 * 24 * 3600), &mut sleeping);
+        assert!(a_while.await.is_err());
+        assert!(started.elapsed() >= Duration::from_secs(1000 * 24 * 3600));
+        tokio::time::timeout(
+            Duration::from_millis(50),
+            sleep_long(Duration::from_millis(10)),
+        )
+        .await
+        .expect("a short sleep ends");
     }
 }
