@@ -254,7 +254,7 @@ describe('fencing tokens on the shared servers', () => {
       [resource],
       1500,
       { automaticExtensionThreshold: 1000 },
-      async (signal, lock) => {
+      async (signal, { lock }) => {
         const first = lock.fencingToken
         await sleep(1200) // long enough for the watchdog to extend at least once
         expect(signal.aborted).toBe(false)

@@ -140,15 +140,15 @@ describe('using', () => {
     const key = uniqueKey('using-release')
     let during
     let given
-    const result = await redlock.using([key], 5000, async (signal, lock) => {
-      given = lock
+    const result = await redlock.using([key], 5000, async (signal, context) => {
+      given = context.lock
       await sleep(100)
       during = await values(key)
       return 42
     })
     expect(result).toBe(42)
     expect(during[0]).not.toBeNull()
-    // The routine is handed its lock (second argument).
+    // The routine is handed its lock (in its second argument, sesame's context).
     expect(given).toBeInstanceOf(Redlock.Lock)
     expect(given.value).toBe(during[0])
     expect(during.every((v) => v === during[0])).toBe(true)

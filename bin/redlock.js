@@ -335,7 +335,7 @@ async function exec(args) {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP']
   for (const s of signals) process.on(s, onSignal)
 
-  const run = (signal, lock) =>
+  const run = (signal, { lock }) =>
     new Promise((resolve) => {
       if (interrupted) return resolve(128 + os.constants.signals[interrupted])
       const env = { ...process.env }
