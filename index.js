@@ -543,10 +543,14 @@ function isClientObject(entry) {
 async function closeClient(client) {
   try {
     if (typeof client.status === 'string') {
-      // ioredis: `ready` is connected; `wait` never connected; `end` is closed.
+      // ioredis: `ready` is connected; `wait` never connected; `end` is closed. QUIT's
+      // answer comes before the socket closes: resolve once it has (`end`).
       if (client.status === 'end') return
-      if (client.status !== 'ready') return void client.disconnect()
-      await client.quit().catch(() => client.disconnect())
+      const ended = new Promise((resolve) => client.once('end', resolve))
+      if (client.status === 'ready') await client.quit().catch(() => client.disconnect())
+      else client.disconnect()
+      // Bounded, so that a client in an odd state can never hold `quit()` up.
+      if (client.status !== 'end') await Promise.race([ended, delay(2000)])
       return
     }
     // node-redis: `isOpen` is false once closed (or before connect).
@@ -557,6 +561,11 @@ async function closeClient(client) {
   } catch {
     // Already closed, or closing: nothing is left to do for this client.
   }
+}
+
+/** Resolves after `ms`, without keeping the process alive. */
+function delay(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }
 
 function copy(resources) {
