@@ -36,8 +36,12 @@ export declare class Lock {
  * operation.
  */
 export declare class Redlock {
-  /** `clients`: a non-empty list of `redis://` URLs, option objects or client objects. */
-  constructor(clients: unknown, settings?: unknown | undefined | null)
+  /**
+   * `clients`: a non-empty list of `redis://` URLs, option objects or client objects.
+   * `scripts`, node-redlock v5's custom scripts, is refused when given: ours keep
+   * node-redlock's meaning, and others could not be made safe.
+   */
+  constructor(clients: unknown, settings?: unknown | undefined | null, scripts?: unknown | undefined | null)
   /** The nodes, as `host:port/db`. */
   get nodes(): Array<string>
   /** The settings given to the constructor, with defaults filled in. */

@@ -263,12 +263,12 @@ class Redlock extends EventEmitter {
   /** The client objects the user gave: `quit()` closes them, as node-redlock does. */
   #clients
 
-  constructor(clients, settings) {
+  constructor(clients, settings, scripts) {
     super()
     // node-redlock v5 takes any iterable of clients.
     const list = isIterableObject(clients) ? Array.from(clients) : clients
     try {
-      this.#native = new native.Redlock(list, settings)
+      this.#native = new native.Redlock(list, settings, scripts)
     } catch (error) {
       throw fromNative(error)
     }

@@ -175,6 +175,13 @@ describe('constructor', () => {
     ['retryJitter negative', () => [good(), { retryJitter: -1 }], RangeError, RANGE, 'settings.retryJitter'],
     ['requestTimeout 0', () => [good(), { requestTimeout: 0 }], RangeError, RANGE, 'settings.requestTimeout'],
     ['retryStrategy bogus', () => [good(), { retryStrategy: 'bogus' }], TypeError, VALUE, 'settings.retryStrategy'],
+    // A setting that would change nothing is not dropped silently.
+    ['an unknown setting', () => [good(), { retryCont: 3 }], TypeError, VALUE, 'settings.retryCont'],
+    ["node-redlock v4's lockScript", () => [good(), { lockScript: 'return 1' }], TypeError, VALUE, 'settings.lockScript'],
+    ['a signal given to the constructor', () => [good(), { signal: new AbortController().signal }], TypeError, VALUE, 'settings.signal'],
+    ['db negative', () => [good(), { db: -1 }], RangeError, RANGE, 'settings.db'],
+    ['db a string', () => [good(), { db: '2' }], TypeError, TYPE, 'settings.db'],
+    ["node-redlock v5's custom scripts", () => [good(), {}, { acquireScript: 'return 1' }], TypeError, VALUE, 'scripts'],
   ]
 
   test.each(cases)('%s: throws synchronously', (_, args, Type, code, arg) => {
@@ -250,6 +257,9 @@ describe('methods', () => {
     ['retryJitter negative', { retryJitter: -1 }, RangeError, RANGE, 'settings.retryJitter'],
     ['requestTimeout 0', { requestTimeout: 0 }, RangeError, RANGE, 'settings.requestTimeout'],
     ['retryStrategy bogus', { retryStrategy: 'bogus' }, TypeError, VALUE, 'settings.retryStrategy'],
+    ['an unknown setting', { retryDeley: 10 }, TypeError, VALUE, 'settings.retryDeley'],
+    // The database is the constructor's: every connection is opened on it.
+    ['a db of its own', { db: 3 }, TypeError, VALUE, 'settings.db'],
   ]
 
   test.each(badSettings)('acquire with per-call settings %s: rejects, nothing written', async (_, settings, Type, code, arg) => {

@@ -31,8 +31,17 @@ pub struct Redlock {
 #[napi]
 impl Redlock {
     /// `clients`: a non-empty list of `redis://` URLs, option objects or client objects.
+    /// `scripts`, node-redlock v5's custom scripts, is refused when given: ours keep
+    /// node-redlock's meaning, and others could not be made safe.
     #[napi(constructor)]
-    pub fn new(clients: Unknown, settings: Option<Unknown>) -> Result<Self> {
+    pub fn new(
+        clients: Unknown,
+        settings: Option<Unknown>,
+        scripts: Option<Unknown>,
+    ) -> Result<Self> {
+        if args::given(scripts).is_some() {
+            return Err(args::invalid_value("scripts", settings::CUSTOM_SCRIPTS));
+        }
         let settings = Settings::new(settings)?;
         let nodes = clients::nodes(&clients, settings.db)?;
         let engine = redlock_core::Redlock::new(nodes);

@@ -91,6 +91,10 @@ const KNOWN: [&str; 13] = [
     "signal",
 ];
 
+/// Why node-redlock's custom scripts are refused.
+pub const CUSTOM_SCRIPTS: &str =
+    "redlock-rs runs its own scripts (with node-redlock's meaning); custom scripts are not supported";
+
 /// Where settings are given: the constructor's are the defaults of every call.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Given {
@@ -121,9 +125,14 @@ impl Settings {
         for key in own_keys(&given)? {
             let known = KNOWN.contains(&key.as_str());
             if !known || (key == "signal" && place == Given::Constructor) {
-                let why = match known {
-                    true => "an AbortSignal is given per call, to acquire or using".to_owned(),
-                    false => format!(
+                let why = match (known, key.as_str()) {
+                    (true, _) => "an AbortSignal is given per call, to acquire or using".to_owned(),
+                    // node-redlock v4's custom scripts: ours keep node-redlock's meaning, and
+                    // running other scripts instead could not be made safe.
+                    (false, "lockScript" | "unlockScript" | "extendScript") => {
+                        CUSTOM_SCRIPTS.to_owned()
+                    }
+                    (false, _) => format!(
                         "redlock-rs has no such setting; the settings are {}",
                         KNOWN[..12].join(", ")
                     ),
