@@ -169,11 +169,14 @@ class Lock {
   #native
   #requested
   #watchdog = null
+  /** The acquisition's own settings, which `extend()` reuses (as sesame does). */
+  #settings
   /** @internal Locks are made by `Redlock#acquire`. */
-  constructor(token, redlock, nativeLock, requested, attempts) {
+  constructor(token, redlock, nativeLock, requested, attempts, settings) {
     if (token !== internal) {
       throw new TypeError('Lock instances are made by Redlock#acquire')
     }
+    this.#settings = settings
     this.#redlock = redlock
     this.#native = nativeLock
     this.#requested = requested
@@ -226,9 +229,12 @@ class Lock {
     return this.#redlock.release(this, settings)
   }
 
-  /** Extends the lock to `duration` ms from now, in place; resolves with this lock. */
+  /**
+   * Extends the lock to `duration` ms from now, in place; resolves with this lock. Without
+   * `settings`, the acquisition's are used.
+   */
   extend(duration, settings) {
-    return this.#redlock.extend(this, duration, settings)
+    return this.#redlock.extend(this, duration, settings === undefined ? this.#settings : settings)
   }
 
   /** node-redlock v4: `lock.unlock(callback?)`. */
@@ -325,10 +331,10 @@ class Redlock extends EventEmitter {
       (binding) => binding.acquire(resources, duration, settings, cancellation),
       signal,
     )
-      .then(
-        (outcome) =>
-          new Lock(internal, this, outcome.lock, copy(resources), outcome.attempts.map(executionStats)),
-      )
+      .then((outcome) => {
+        const attempts = outcome.attempts.map(executionStats)
+        return new Lock(internal, this, outcome.lock, copy(resources), attempts, extensionSettings(settings))
+      })
       .finally(() => {
         if (signal) signal.removeEventListener('abort', onAbort)
       })
@@ -512,6 +518,19 @@ class Redlock extends EventEmitter {
   #emitNodeError(error) {
     if (this.listenerCount('clientError') > 0) this.emit('clientError', error)
     if (this.listenerCount('error') > 0) this.emit('error', error)
+  }
+}
+
+/** An acquisition's settings as its lock's extensions use them: without its signal. */
+function extensionSettings(settings) {
+  if (settings === null || typeof settings !== 'object') return undefined
+  try {
+    const { signal, acquireTimeout, ...rest } = settings
+    return rest
+  } catch {
+    // A getter that throws now (it did not when the acquisition read it): the lock is held
+    // all the same, and its extensions use the constructor's settings.
+    return undefined
   }
 }
 

@@ -8,6 +8,7 @@
 const Redlock = require('../..')
 const { ExecutionError, ResourceLockedError } = Redlock
 const { sharedUrls, uniqueKey, sleep } = require('../support/shared')
+const { startServers, stopServers } = require('../support/servers')
 const { instance, cluster, unreachable, closeAll } = require('./targets')
 
 const DURATION = Math.floor(Number.MAX_SAFE_INTEGER / 10)
@@ -232,5 +233,29 @@ describe.each([instance(url, 0), instance(url, 2), cluster()])('$name', (target)
     expect(await viewer.get(key('r'))).toBe(lock.value)
     await lock.release()
     await Promise.all([holder.quit(), waiter.quit()])
+  })
+})
+
+describe('settings an acquisition was given', () => {
+  test("lock.extend() reuses them, as sesame's Lock does", async () => {
+    const servers = await startServers(3)
+    const redlock = new Redlock(servers.map((server) => server.url))
+    try {
+      const key = uniqueKey('conformance-extend')
+      const lock = await redlock.acquire([key], 30000, { retryCount: 1, retryDelay: 10, retryJitter: 0 })
+      // Two of three nodes gone: the extension cannot reach a quorum, and gives up after the
+      // acquisition's one retry (2 attempts), not the constructor's ten (11).
+      await Promise.all(servers.slice(1).map((server) => server.kill()))
+      const error = await rejection(lock.extend(30000))
+      expect(error).toBeInstanceOf(ExecutionError)
+      expect(error.code).toBe('ERR_REDLOCK_QUORUM')
+      expect(error.attempts).toHaveLength(2)
+      // Given settings still win.
+      const again = await rejection(lock.extend(30000, { retryCount: 0 }))
+      expect(again.attempts).toHaveLength(1)
+    } finally {
+      await redlock.quit()
+      await stopServers(servers)
+    }
   })
 })
