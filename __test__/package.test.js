@@ -50,6 +50,21 @@ test('the tarball carries the built addon, the front door and the redlock comman
   expect(files.some((f) => f.startsWith('src/') || f.startsWith('crates/') || f.startsWith('__test__/'))).toBe(false)
 })
 
+test("the README's and docs' links to files work from the tarball: each names a packed file", () => {
+  const documents = packedFiles.filter((f) => f === 'README.md' || /^docs\/.+\.md$/.test(f))
+  expect(documents).toEqual(expect.arrayContaining(['README.md', 'docs/SAFETY.md', 'docs/WAITING.md']))
+  const broken = []
+  for (const document of documents) {
+    const text = fs.readFileSync(path.join(ROOT, document), 'utf8')
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/i.test(target) || target.startsWith('#')) continue
+      const file = path.posix.normalize(path.posix.join(path.posix.dirname(document), target.split('#')[0]))
+      if (!packedFiles.includes(file)) broken.push(`${document}: ${target}`)
+    }
+  }
+  expect(broken).toEqual([])
+})
+
 test('the packed package.json declares no script npm would run on install', () => {
   const manifest = JSON.parse(run('tar', ['-xzOf', tarball, 'package/package.json']).stdout)
   for (const name of INSTALL_SCRIPTS) expect(manifest.scripts?.[name]).toBeUndefined()
