@@ -184,8 +184,10 @@ impl Redlock {
     }
 
     /// The retry loop of [`Redlock::acquire`]: at most `retry_count + 1` attempts, whatever
-    /// prompts each one (node-redlock's meaning of `retryCount`). The first is made at once;
-    /// before each next one the acquirer waits, in this order of preference:
+    /// prompts each one (node-redlock's meaning of `retryCount`). The first is made at once,
+    /// unless others of this process are ahead in the line (then it waits for its turn or its
+    /// first retry's pause); before each next one the acquirer waits, the first rule that
+    /// applies deciding:
     /// - while others of this process are ahead of it in the line for its resources, for its
     ///   turn or its retry timer, so that the line never stretches its retry window;
     /// - after contenders split the nodes and nobody won, a short random pause, so that one
