@@ -14,7 +14,16 @@ class Redlock extends Main.Redlock {
   }
 }
 
+// Written out one by one, so that Node's ES module loader sees every named export.
 module.exports = Redlock
-Object.assign(module.exports, Main)
 module.exports.default = Redlock
 module.exports.Redlock = Redlock
+module.exports.Lock = Main.Lock
+module.exports.ExecutionError = Main.ExecutionError
+module.exports.ResourceLockedError = Main.ResourceLockedError
+module.exports.LockExpiredError = Main.LockExpiredError
+module.exports.RedlockClosedError = Main.RedlockClosedError
+module.exports.AcquireTimeoutError = Main.AcquireTimeoutError
+module.exports.MaxHoldError = Main.MaxHoldError
+module.exports.AbortError = Main.AbortError
+module.exports.LockError = Main.LockError
