@@ -1,235 +1,38 @@
 // Types of redlock-rs's public API (index.js). The native binding's own types are in
 // binding.d.ts; users import from here.
+//
+// index.js is a CommonJS module whose `module.exports` is the Redlock class itself, with the
+// other exports (and `default`) as its properties, so this file says `export = Redlock` and
+// merges a namespace into the class for the rest. That one shape serves every way of
+// importing it: `import Redlock from 'redlock-rs'` (an ES module under NodeNext, a bundler,
+// or CommonJS with esModuleInterop), `import { Redlock, Lock, type Settings } from …`,
+// `import Redlock = require('redlock-rs')` and `const Redlock = require('redlock-rs')`.
+// TypeScript 4.7 or newer; it depends on @types/node only (not on ioredis or redis).
 
+/// <reference types="node" />
 import { EventEmitter } from 'node:events'
 
-/** A Redis server: a `redis://` or `rediss://` URL, an options object, or an ioredis / node-redis client. */
-export type Client = string | ClientOptions | ClientObject | ClusterClient
-
-/**
- * A Redis Cluster as one member of the quorum: its startup nodes as a list, options with
- * `cluster`, node-redis `createCluster` options, or an ioredis `Cluster` / node-redis cluster.
- */
-export type ClusterClient =
-  | ReadonlyArray<StartupNode>
-  | (ClientOptions & {
-      cluster: true | { nodes: ReadonlyArray<StartupNode>; natMap?: AddressMap }
-      nodes?: ReadonlyArray<StartupNode>
-      startupNodes?: ReadonlyArray<StartupNode>
-      natMap?: AddressMap
-    })
-  | { rootNodes: ReadonlyArray<StartupNode>; defaults?: ClientOptions; nodeAddressMap?: AddressMap }
-  | ClusterObject
-
-/**
- * Where to reach the nodes a cluster announces at addresses this process cannot use (NAT,
- * containers): `"host:port"` as announced, to the address to dial. ioredis calls it
- * `natMap`, node-redis `nodeAddressMap`; both are read from cluster clients too.
- */
-export type AddressMap = { readonly [announced: string]: { host?: string; port?: number } }
-
-/** One startup node of a cluster: a URL, `host:port`, a port, or node options. */
-export type StartupNode = string | number | ClientOptions
-
-/**
- * An existing cluster client: an ioredis `Cluster` (`isCluster`, `startupNodes`, `options`)
- * or a node-redis cluster (its `rootNodes` and `defaults` are read).
- */
-export type ClusterObject =
-  | { readonly isCluster: boolean }
-  | { getSlotRandomNode(slot: number): unknown }
-
-/** Where a Redis server is and how to log in. */
-export interface ClientOptions {
-  /** A `redis[s]://[user[:password]@]host[:port][/db]` URL; the other fields override it. */
-  url?: string
-  /** Default `127.0.0.1`. */
-  host?: string
-  /** Default 6379. */
-  port?: number
-  username?: string | null
-  password?: string | null
-  /** Database number; `database` is read too (node-redis). */
-  db?: number
-  database?: number
-  /** Prepended to every key (ioredis's `keyPrefix`). */
-  keyPrefix?: string
-  /** TLS (ioredis style): `true` for the system's CAs, or Node's `tls.connect` options. */
-  tls?: boolean | TlsOptions
-  /** node-redis keeps `host`, `port` and, with `tls: true`, the TLS options here. */
-  socket?: { host?: string; port?: number; tls?: boolean } & TlsOptions
-}
-
-/** PEM text: a string, a Buffer, or an array of them. */
-export type Pem = string | Uint8Array | ReadonlyArray<string | Uint8Array>
-
-/** The `tls.connect` options the engine understands. */
-export interface TlsOptions {
-  /** CAs to trust instead of the system's. */
-  ca?: Pem
-  /** Client certificate, for servers with `tls-auth-clients yes`. */
-  cert?: Pem
-  /** Unencrypted PEM private key of `cert`. */
-  key?: Pem
-  /** The name the server's certificate must be valid for, when not the host. */
-  servername?: string
-  /** Default true; false accepts any server certificate (tests only). */
-  rejectUnauthorized?: boolean
-}
-
-/** An existing client object (ioredis, node-redis): its `options` are read. */
-export interface ClientObject {
-  options: ClientOptions
-  [key: string]: unknown
-}
-
-/** Behaviour of a Redlock; every field can be given to the constructor and per call. */
-export interface Settings {
-  /** Expected clock drift, as a fraction of the duration. Default 0.01. */
-  readonly driftFactor: number
-  /** Retries after the first attempt; -1 retries until acquired. Default 10. */
-  readonly retryCount: number
-  /** Pause between attempts, ms. Default 200. */
-  readonly retryDelay: number
-  /** Random ± added to each pause, ms. Default 100. */
-  readonly retryJitter: number
-  /** `'fixed'` (default) or `'exponential'` (the pause doubles up to `maxRetryDelay`). */
-  readonly retryStrategy: 'fixed' | 'exponential'
-  /** Cap of the exponential pause, ms. Default 5000. */
-  readonly maxRetryDelay: number
-  /** How long one node may take to answer one request, ms. Default 500. */
-  readonly requestTimeout: number
-  /** How long before expiration `using` extends the lock, ms. Default 500. */
-  readonly automaticExtensionThreshold: number
-  /** Take a fencing token with every acquisition (`lock.fencingToken`). Default `false`. */
-  readonly fencing: boolean
-  /** Wake a waiter as soon as the holder releases (default `true`), or only poll (`false`). */
-  readonly wakeOnRelease: boolean
-  /** The longest an acquisition may wait in all, ms. Default: only the retries bound it. */
-  readonly acquireTimeout?: number
-}
-
-/** Per-call settings: any of the settings, and for acquisitions an `AbortSignal`. */
-export interface CallSettings extends Partial<Settings> {
-  /** Aborting it stops the acquisition, which rejects with `AbortError`. */
-  signal?: AbortSignal
-}
-
-/** What `autoExtend` needs to know. */
-export interface AutoExtendOptions {
-  /** Each extension's duration, ms. */
-  duration: number
-  /** `automaticExtensionThreshold` and the extension's retry settings. */
-  settings?: Partial<Settings>
-  /** Stop extending after this many ms in all, so a hung holder cannot keep the lock. */
-  maxHold?: number
-  /** Called once if the lock is lost (or `maxHold` is reached), with the reason. */
-  onLost?: (error: ExecutionError) => void
-}
-
-/** A running auto-extension. */
-export interface AutoExtension {
-  /** Aborts, with `signal.error` set, when the lock is lost. */
-  readonly signal: RedlockAbortSignal
-  /** Stops extending; resolves once an extension in flight has finished. */
-  stop(): Promise<void>
-}
-
-/** One attempt's votes, as node-redlock v5 reports them. Nodes are named `host:port/db`. */
-export interface ExecutionStats {
-  readonly membershipSize: number
-  readonly quorumSize: number
-  readonly votesFor: Set<string>
-  readonly votesAgainst: Map<string, Error & { code: string; node: string }>
-}
-
-/** What a release resolves with. */
-export interface ReleaseResult {
-  /** How many of the nodes that answered still held the lock and deleted it. */
-  readonly nodesHeld: number
-  readonly attempts: ReadonlyArray<ExecutionStats>
-}
-
-/** The signal given to a `using` routine; `error` says why it aborted. */
-export type RedlockAbortSignal = AbortSignal & { error?: Error }
-
-export type Callback<T> = (error: Error | null, value?: T) => void
-
-/** A quorum could not be reached in the retry window. */
-export class ExecutionError extends Error {
-  readonly code: string
-  readonly attempts: ReadonlyArray<ExecutionStats>
-  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>, code?: string)
-}
-
-/** Another holder has the resource on enough nodes that no quorum was possible. */
-export class ResourceLockedError extends ExecutionError {
-  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
-}
-
-/** The lock is no longer held on a quorum (expired, released or taken over). */
-export class LockExpiredError extends ExecutionError {
-  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
-}
-
-/** The Redlock was closed with `quit()`. */
-export class RedlockClosedError extends ExecutionError {
-  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
-}
-
-/** The lock was not acquired within `acquireTimeout`. */
-export class AcquireTimeoutError extends ExecutionError {
-  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
-}
-
-/** An auto-extension reached its `maxHold` and let the lock expire. */
-export class MaxHoldError extends ExecutionError {
-  constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
-}
-
-/** An acquisition stopped by its `signal`; `cause` is the signal's reason. */
-export class AbortError extends Error {
-  readonly code: 'ABORT_ERR'
-  constructor(message?: string, options?: { cause?: unknown })
-}
-
-/** node-redlock v4's name for ExecutionError. */
-export { ExecutionError as LockError }
-
-/** A lock held (or once held) on a quorum of nodes. Made by `Redlock#acquire`. */
-export class Lock {
-  private constructor()
-  /** The locked resources. */
-  readonly resources: string[]
-  /** The random value stored under every key. */
-  readonly value: string
-  /** The lock's id (its value), for `releaseLock` / `renewLock`. */
-  readonly id: string
-  /** The resource as requested: a name or the list of names. */
-  readonly resource: string | string[]
-  /** The attempts of the operation that last acquired or extended it. */
-  readonly attempts: ReadonlyArray<ExecutionStats>
-  /** Wall-clock instant (ms since the epoch) at which the validity ends; 0 once released. */
-  readonly expiration: number
-  /** With `fencing: true`: a token that grows with every acquisition of the resource. */
-  readonly fencingToken: bigint | undefined
-  /** Ms of validity left, 0 once expired or released; no round trip. */
-  readonly timeLeft: number
-  /** Whether the validity has not ended; no round trip. */
-  readonly valid: boolean
-  /** Keeps the lock extended from the engine until `stop()`, `release()`, loss or `maxHold`. */
-  autoExtend(options: AutoExtendOptions): AutoExtension
-  release(settings?: Partial<Settings>): Promise<ReleaseResult>
-  extend(duration: number, settings?: Partial<Settings>): Promise<Lock>
-  /** node-redlock v4. */
-  unlock(callback?: Callback<ReleaseResult>): Promise<ReleaseResult>
-  [Symbol.asyncDispose](): Promise<ReleaseResult>
+declare global {
+  // `Lock#[Symbol.asyncDispose]` without TypeScript 5.2's `esnext.disposable` lib; the same
+  // declaration as TypeScript's own lib and @types/node, with which it merges.
+  interface SymbolConstructor {
+    readonly asyncDispose: unique symbol
+  }
 }
 
 /** A Redlock client over N independent Redis masters. */
-export default class Redlock extends EventEmitter {
-  constructor(clients: ReadonlyArray<Client>, settings?: Partial<Settings>)
-  readonly settings: Settings
+declare class Redlock extends EventEmitter {
+  /**
+   * @param clients The quorum's members, any iterable (an Array, a Set…) of at least one:
+   *   `redis://` / `rediss://` URLs, option objects, cluster descriptions, or existing ioredis
+   *   and node-redis clients and clusters (their connection settings are read; the engine
+   *   opens its own connections). Two members reaching the same server and database are
+   *   refused.
+   * @param settings The defaults of every operation; an unknown name is a `TypeError`.
+   */
+  constructor(clients: Redlock.Clients, settings?: Redlock.Settings)
+  /** The constructor's settings, with defaults filled in. */
+  readonly settings: Redlock.ResolvedSettings
   /** The members, as `host:port/db` (a cluster: `cluster[host:port,…]`). */
   readonly nodes: string[]
   /**
@@ -238,53 +41,347 @@ export default class Redlock extends EventEmitter {
    */
   readonly inFlight: number
 
-  acquire(resources: string | string[], duration: number, settings?: CallSettings): Promise<Lock>
-  acquire(resources: string | string[], duration: number, callback: Callback<Lock>): Promise<Lock>
-  release(lock: Lock, settings?: Partial<Settings>): Promise<ReleaseResult>
-  release(lock: Lock, callback: Callback<ReleaseResult>): Promise<ReleaseResult>
-  extend(lock: Lock, duration: number, settings?: Partial<Settings>): Promise<Lock>
-  extend(lock: Lock, duration: number, callback: Callback<Lock>): Promise<Lock>
+  /**
+   * Acquires a lock on `resources` (a name or a list of names) for `duration` ms (an integer
+   * from 1 to `Number.MAX_SAFE_INTEGER`). Rejects with `ResourceLockedError` when another
+   * holder has it, `ExecutionError` when no quorum could be reached.
+   */
+  acquire(resources: Redlock.Resources, duration: number, settings?: Redlock.CallSettings): Promise<Redlock.Lock>
+  /** node-redlock v4: the callback form. */
+  acquire(resources: Redlock.Resources, duration: number, callback: Redlock.Callback<Redlock.Lock>): Promise<Redlock.Lock>
+  /** Releases `lock`. Resolves also when the lock had already expired. */
+  release(lock: Redlock.Lock, settings?: Redlock.Settings): Promise<Redlock.ReleaseResult>
+  /** node-redlock v4: the callback form. */
+  release(lock: Redlock.Lock, callback: Redlock.Callback<Redlock.ReleaseResult>): Promise<Redlock.ReleaseResult>
+  /** Extends `lock` to `duration` ms from now, in place; resolves with that same lock. */
+  extend(lock: Redlock.Lock, duration: number, settings?: Redlock.Settings): Promise<Redlock.Lock>
+  /** node-redlock v4: the callback form. */
+  extend(lock: Redlock.Lock, duration: number, callback: Redlock.Callback<Redlock.Lock>): Promise<Redlock.Lock>
+  /**
+   * Runs `routine(signal, context)` while holding a lock on `resources`, extended by the
+   * engine `automaticExtensionThreshold` ms before each expiration; `signal` aborts (with
+   * `signal.error`) if the lock is lost. The lock is released when the routine settles.
+   */
   using<T>(
-    resources: string | string[],
+    resources: Redlock.Resources,
     duration: number,
-    settings: CallSettings,
-    routine: (signal: RedlockAbortSignal, lock: Lock) => Promise<T>,
+    settings: Redlock.CallSettings | undefined,
+    routine: Redlock.UsingRoutine<T>,
   ): Promise<T>
-  using<T>(
-    resources: string | string[],
-    duration: number,
-    routine: (signal: RedlockAbortSignal, lock: Lock) => Promise<T>,
-  ): Promise<T>
-  quit(callback?: Callback<void>): Promise<void>
+  using<T>(resources: Redlock.Resources, duration: number, routine: Redlock.UsingRoutine<T>): Promise<T>
+  /**
+   * Stops every operation under way (they reject with `RedlockClosedError`), lets requests
+   * already sent finish, then closes every connection, the clients passed in included.
+   */
+  quit(callback?: Redlock.Callback<void>): Promise<void>
   /** Keeps `lock` extended from the engine; see `Lock#autoExtend`. */
-  autoExtend(lock: Lock, options: AutoExtendOptions): AutoExtension
+  autoExtend(lock: Redlock.Lock, options: Redlock.AutoExtendOptions): Redlock.AutoExtension
 
   /** The original design: acquire `resource` for `ttl` ms. */
-  acquireLock(resource: string | string[], ttl: number): Promise<Lock>
+  acquireLock(resource: Redlock.Resources, ttl: number): Promise<Redlock.Lock>
   /** The original design: release the lock on `resource` whose id is `lockId`. */
-  releaseLock(resource: string | string[], lockId: string): Promise<ReleaseResult>
-  /** The original design: extend the lock on `resource` whose id is `lockId`. */
-  renewLock(resource: string | string[], lockId: string, ttl: number): Promise<Lock>
+  releaseLock(resource: Redlock.Resources, lockId: string): Promise<Redlock.ReleaseResult>
+  /** The original design: extend the lock on `resource` whose id is `lockId` to `ttl` ms from now. */
+  renewLock(resource: Redlock.Resources, lockId: string, ttl: number): Promise<Redlock.Lock>
 
-  /** node-redlock v4. */
-  lock(resource: string | string[], ttl: number, callback?: Callback<Lock>): Promise<Lock>
-  /** node-redlock v4. */
-  unlock(lock: Lock, callback?: Callback<ReleaseResult>): Promise<ReleaseResult>
+  /** node-redlock v4: `acquire` with an optional callback. */
+  lock(resource: Redlock.Resources, ttl: number, callback?: Redlock.Callback<Redlock.Lock>): Promise<Redlock.Lock>
+  /** node-redlock v4: `release` with an optional callback. */
+  unlock(lock: Redlock.Lock, callback?: Redlock.Callback<Redlock.ReleaseResult>): Promise<Redlock.ReleaseResult>
 
-  on(event: 'error' | 'clientError', listener: (error: Error & { code: string; node: string }) => void): this
+  /**
+   * A node failed (v5's `'error'`, v4's `'clientError'`), with its `code` and the `node`; or
+   * the release at the end of `using` failed on the quorum (an `ExecutionError`, no `node`).
+   * Never thrown when nobody listens.
+   */
+  on(event: 'error' | 'clientError', listener: (error: Error & { code: string; node?: string }) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
-
-  static readonly default: typeof Redlock
-  static readonly Redlock: typeof Redlock
-  static readonly Lock: typeof Lock
-  static readonly ExecutionError: typeof ExecutionError
-  static readonly ResourceLockedError: typeof ResourceLockedError
-  static readonly LockExpiredError: typeof LockExpiredError
-  static readonly RedlockClosedError: typeof RedlockClosedError
-  static readonly LockError: typeof ExecutionError
-  static readonly AcquireTimeoutError: typeof AcquireTimeoutError
-  static readonly MaxHoldError: typeof MaxHoldError
-  static readonly AbortError: typeof AbortError
 }
 
-export { Redlock }
+declare namespace Redlock {
+  // The class itself, also as `Redlock.default` (`module.exports.default`) and
+  // `Redlock.Redlock`: `import { Redlock } from 'redlock-rs'`, and `import Redlock from …`
+  // in CommonJS code compiled without esModuleInterop.
+  export { RedlockClass as default, RedlockClass as Redlock }
+
+  /** A name, or a list of names, to lock together (all or nothing). */
+  export type Resources = string | ReadonlyArray<string>
+
+  /** The `clients` of `new Redlock(clients)`: any iterable of members but a string. */
+  export type Clients = Iterable<Client> & object
+
+  /**
+   * One member of the quorum: a `redis://` or `rediss://` URL, an options object, a cluster
+   * description, or an existing ioredis / node-redis client or cluster.
+   */
+  export type Client = string | ClientOptions | ClusterClient | ClientObject
+
+  /**
+   * An existing client or cluster of ioredis (4 or 5) or node-redis: any object with a
+   * `sendCommand` or `eval` method. Its connection settings (`options`; a cluster's startup
+   * nodes) are read, `keyPrefix` and the selected database included.
+   */
+  export type ClientObject =
+    | { sendCommand(...args: any[]): unknown }
+    | { eval(...args: any[]): unknown }
+
+  /**
+   * A Redis Cluster as one member of the quorum: its startup nodes as a list, options with
+   * `cluster`, node-redis `createCluster` options, or an ioredis `Cluster` / node-redis
+   * cluster (a `ClientObject`).
+   */
+  export type ClusterClient =
+    | ReadonlyArray<StartupNode>
+    | (ClientOptions & {
+        cluster: true | { nodes: ReadonlyArray<StartupNode>; natMap?: AddressMap }
+        nodes?: ReadonlyArray<StartupNode>
+        startupNodes?: ReadonlyArray<StartupNode>
+        natMap?: AddressMap
+      })
+    | { rootNodes: ReadonlyArray<StartupNode>; defaults?: ClientOptions; nodeAddressMap?: AddressMap }
+
+  /**
+   * Where to reach the nodes a cluster announces at addresses this process cannot use (NAT,
+   * containers): `"host:port"` as announced, to the address to dial. ioredis calls it
+   * `natMap`, node-redis `nodeAddressMap`; both are read from cluster clients too.
+   */
+  export type AddressMap = { readonly [announced: string]: { host?: string; port?: number } }
+
+  /** One startup node of a cluster: a URL, `host:port`, a port, or node options. */
+  export type StartupNode = string | number | ClientOptions
+
+  /** Where a Redis server is and how to log in. */
+  export interface ClientOptions {
+    /** A `redis[s]://[user[:password]@]host[:port][/db]` URL; the other fields override it. */
+    url?: string
+    /** Default `127.0.0.1`. */
+    host?: string
+    /** Default 6379. */
+    port?: number
+    username?: string | null
+    password?: string | null
+    /** Database number; `database` is read too (node-redis). */
+    db?: number
+    database?: number
+    /** Prepended to every key (ioredis's `keyPrefix`). */
+    keyPrefix?: string
+    /** TLS (ioredis style): `true` for the system's CAs, or Node's `tls.connect` options. */
+    tls?: boolean | TlsOptions
+    /** node-redis keeps `host`, `port` and, with `tls: true`, the TLS options here. */
+    socket?: { host?: string; port?: number; tls?: boolean } & TlsOptions
+  }
+
+  /** PEM text: a string, a Buffer, or an array of them. */
+  export type Pem = string | Uint8Array | ReadonlyArray<string | Uint8Array>
+
+  /** The `tls.connect` options the engine understands. */
+  export interface TlsOptions {
+    /** CAs to trust instead of the system's. */
+    ca?: Pem
+    /** Client certificate, for servers with `tls-auth-clients yes`. */
+    cert?: Pem
+    /** Unencrypted PEM private key of `cert`. */
+    key?: Pem
+    /** The name the server's certificate must be valid for, when not the host. */
+    servername?: string
+    /** Default true; false accepts any server certificate (tests only). */
+    rejectUnauthorized?: boolean
+  }
+
+  /**
+   * Behaviour of a Redlock: every field is optional, given to the constructor (the defaults
+   * of every call) or per call. A name not listed here is refused with a `TypeError`.
+   * Durations are integer ms from 1 to `Number.MAX_SAFE_INTEGER`.
+   */
+  export interface Settings {
+    /** Expected clock drift, as a fraction of the duration; from 0 to below 1. Default 0.01. */
+    readonly driftFactor?: number
+    /** Retries after the first attempt; -1 retries until acquired. Default 10. */
+    readonly retryCount?: number
+    /** Pause between attempts, ms. Default 200. */
+    readonly retryDelay?: number
+    /** Random ± added to each pause, ms. Default 100. */
+    readonly retryJitter?: number
+    /** `'fixed'` (default) or `'exponential'` (the pause doubles up to `maxRetryDelay`). */
+    readonly retryStrategy?: 'fixed' | 'exponential'
+    /** Cap of the exponential pause, ms. Default 5000. */
+    readonly maxRetryDelay?: number
+    /** How long one node may take to answer one request, ms. Default 500. */
+    readonly requestTimeout?: number
+    /** How long before expiration `using` extends the lock, ms. Default 500. */
+    readonly automaticExtensionThreshold?: number
+    /** Take a fencing token with every acquisition (`lock.fencingToken`). Default `false`. */
+    readonly fencing?: boolean
+    /** Wake a waiter as soon as the holder releases (default `true`), or only poll (`false`). */
+    readonly wakeOnRelease?: boolean
+    /** The longest an acquisition may wait in all, ms. Default: only the retries bound it. */
+    readonly acquireTimeout?: number
+    /**
+     * The database the lock keys live in on every plain (non-cluster) member, whatever
+     * database the client is on, as @sesamecare-oss/redlock's `db` setting does. Default:
+     * each client's own database (node-redlock's behaviour); `redlock-rs/sesame` defaults it
+     * to 0, like sesame. Constructor only: a per-call `db` other than the constructor's is
+     * refused.
+     */
+    readonly db?: number
+  }
+
+  /**
+   * `redlock.settings`: the constructor's settings with the defaults filled in; only
+   * `acquireTimeout` and `db` may be absent.
+   */
+  export interface ResolvedSettings extends Required<Omit<Settings, 'acquireTimeout' | 'db'>> {
+    readonly acquireTimeout?: number
+    readonly db?: number
+  }
+
+  /** Per-call settings of `acquire` and `using`: any setting, and an `AbortSignal`. */
+  export interface CallSettings extends Settings {
+    /** Aborting it stops the acquisition, which rejects with `AbortError`. */
+    readonly signal?: AbortSignal
+  }
+
+  /** The second argument of a `using` routine (sesame's `RedlockUsingContext`). */
+  export interface UsingContext {
+    /** The lock held while the routine runs. */
+    readonly lock: Lock
+    /** How many times the lock has been extended automatically so far. */
+    readonly extensions: number
+  }
+
+  /** @sesamecare-oss/redlock's name for `UsingContext`. */
+  export type RedlockUsingContext = UsingContext
+
+  /** What `using` runs while it holds the lock. */
+  export type UsingRoutine<T> = (signal: RedlockAbortSignal, context: UsingContext) => Promise<T>
+
+  /** What `autoExtend` needs to know. */
+  export interface AutoExtendOptions {
+    /** Each extension's duration, ms. */
+    duration: number
+    /** `automaticExtensionThreshold` and the extension's retry settings. */
+    settings?: Settings
+    /** Stop extending after this many ms in all, so a hung holder cannot keep the lock. */
+    maxHold?: number
+    /** Called once if the lock is lost (or `maxHold` is reached), with the reason. */
+    onLost?: (error: ExecutionError) => void
+  }
+
+  /** A running auto-extension. */
+  export interface AutoExtension {
+    /** Aborts, with `signal.error` set, when the lock is lost. */
+    readonly signal: RedlockAbortSignal
+    /** Stops extending; resolves once an extension in flight has finished. */
+    stop(): Promise<void>
+  }
+
+  /** One attempt's votes, as node-redlock v5 reports them. Nodes are named `host:port/db`. */
+  export interface ExecutionStats {
+    readonly membershipSize: number
+    readonly quorumSize: number
+    readonly votesFor: Set<string>
+    readonly votesAgainst: Map<string, NodeError>
+  }
+
+  /** A failure of one node: its `code`, and the node as `host:port/db`. */
+  export type NodeError = Error & { code: string; node: string }
+
+  /** What a release resolves with. */
+  export interface ReleaseResult {
+    /** How many of the nodes that answered still held the lock and deleted it. */
+    readonly nodesHeld: number
+    readonly attempts: ReadonlyArray<ExecutionStats>
+  }
+
+  /** The signal given to a `using` routine; `error` says why it aborted. */
+  export type RedlockAbortSignal = AbortSignal & { error?: Error }
+
+  /** A node-style callback (node-redlock v4). */
+  export type Callback<T> = (error: Error | null, value?: T) => void
+
+  /** A quorum could not be reached in the retry window. */
+  export class ExecutionError extends Error {
+    /** A stable code: `ERR_REDLOCK_QUORUM`, or the subclass's. */
+    readonly code: string
+    readonly attempts: ReadonlyArray<ExecutionStats>
+    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>, code?: string)
+  }
+
+  /** node-redlock v4's name for ExecutionError. */
+  export { ExecutionError as LockError }
+
+  /** Another holder has the resource on enough nodes that no quorum was possible. */
+  export class ResourceLockedError extends ExecutionError {
+    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+  }
+
+  /** The lock is no longer held on a quorum (expired, released or taken over). */
+  export class LockExpiredError extends ExecutionError {
+    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+  }
+
+  /** The Redlock was closed with `quit()`. */
+  export class RedlockClosedError extends ExecutionError {
+    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+  }
+
+  /** The lock was not acquired within `acquireTimeout`. */
+  export class AcquireTimeoutError extends ExecutionError {
+    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+  }
+
+  /** An auto-extension reached its `maxHold` and let the lock expire. */
+  export class MaxHoldError extends ExecutionError {
+    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+  }
+
+  /** An acquisition stopped by its `signal`; `cause` is the signal's reason. */
+  export class AbortError extends Error {
+    readonly code: 'ABORT_ERR'
+    /** The attempts made before the abort, when any had started. */
+    readonly attempts?: ReadonlyArray<ExecutionStats>
+    constructor(message?: string, options?: { cause?: unknown })
+  }
+
+  /** A lock held (or once held) on a quorum of nodes. Made by `Redlock#acquire`. */
+  export class Lock {
+    private constructor()
+    /** The locked resources. */
+    readonly resources: string[]
+    /** The random value stored under every key. */
+    readonly value: string
+    /** The lock's id (its value), for `releaseLock` / `renewLock`. */
+    readonly id: string
+    /** The resource as requested: a name or the list of names. */
+    readonly resource: string | string[]
+    /** The attempts of the operation that last acquired or extended it. */
+    readonly attempts: ReadonlyArray<ExecutionStats>
+    /** Wall-clock instant (ms since the epoch) at which the validity ends; 0 once released. */
+    readonly expiration: number
+    /** With `fencing: true`: a token that grows with every acquisition of the resource. */
+    readonly fencingToken: bigint | undefined
+    /** Ms of validity left, 0 once expired or released; no round trip. */
+    readonly timeLeft: number
+    /** Whether the validity has not ended; no round trip. */
+    readonly valid: boolean
+    /** Keeps the lock extended from the engine until `stop()`, `release()`, loss or `maxHold`. */
+    autoExtend(options: AutoExtendOptions): AutoExtension
+    /** Releases the lock (stopping its auto-extension first); resolves even when it had expired. */
+    release(settings?: Settings): Promise<ReleaseResult>
+    /** Extends the lock to `duration` ms from now, in place; resolves with this lock. */
+    extend(duration: number, settings?: Settings): Promise<Lock>
+    /** node-redlock v4. */
+    unlock(callback?: Callback<ReleaseResult>): Promise<ReleaseResult>
+    /**
+     * Releases the lock, as `release()` does: `await using lock = await redlock.acquire(…)`
+     * (TypeScript 5.2+) releases it at the end of the block. Typed `Promise<void>`, as
+     * `AsyncDisposable` requires.
+     */
+    [Symbol.asyncDispose](): Promise<void>
+  }
+}
+
+// The merged class and namespace under a second name, for the namespace's exports above.
+import RedlockClass = Redlock
+
+export = Redlock

@@ -41,7 +41,7 @@ require('./ensure-addon.js').ensureAddon()
 run('format', 'cargo', ['fmt', '--all', '--', '--check'])
 run('lint', 'cargo', ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'])
 run('engine tests', 'cargo', ['test', '-p', 'redlock-core'])
-run('type check', 'npx', ['tsc', '-p', '__test__/types'])
+run('type check', process.execPath, ['__test__/types/run.js'])
 
 const report = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'redlock-rs-jest-')), 'report.json')
 const jest = spawnSync('npx', ['jest', '--json', `--outputFile=${report}`, ...process.argv.slice(2)], {

@@ -1,9 +1,9 @@
-// Type-checked (never run) by `npm test`: each API shape of index.d.ts as a user writes it.
+// Type-checked (never run) by `npm test` (run.js): each API shape of index.d.ts as a user
+// writes it, in CommonJS with the classic resolution (node10) and no esModuleInterop.
 import Redlock, { ExecutionError, Lock, LockError, ResourceLockedError, type Settings } from '../..'
-import type { AutoExtension, ExecutionStats, RedlockAbortSignal, ReleaseResult } from '../..'
+import type { AutoExtension, ExecutionStats, RedlockAbortSignal, ReleaseResult, UsingContext } from '../..'
 import { AbortError, AcquireTimeoutError, MaxHoldError } from '../..'
 import IORedis from 'ioredis'
-import { createCluster } from 'redis'
 
 async function waiting(redlock: Redlock): Promise<boolean> {
   const controller = new AbortController()
@@ -32,6 +32,12 @@ async function v5(redlock: Redlock): Promise<number> {
     return 'done'
   })
   await redlock.using('d', 5000, { automaticExtensionThreshold: 200 }, async () => result.length)
+  const extended: number = await redlock.using('e', 5000, undefined, async (signal, context: UsingContext) => {
+    const held: Lock = context.lock
+    return signal.aborted ? -1 : context.extensions + held.timeLeft
+  })
+  const resources: readonly string[] = ['f', 'g']
+  await redlock.using(resources, 5000, async (_signal, { lock }) => lock.release())
   redlock.on('error', (error) => console.log(error.code, error.node))
   try {
     await redlock.acquire('a', 100)
@@ -41,7 +47,7 @@ async function v5(redlock: Redlock): Promise<number> {
   }
   await lock[Symbol.asyncDispose]()
   await redlock.quit()
-  return size + lock.expiration
+  return size + lock.expiration + extended
 }
 
 function v4(redlock: Redlock): void {
@@ -60,21 +66,23 @@ async function original(redlock: Redlock): Promise<void> {
 }
 
 const clients = ['redis://127.0.0.1:6379', { host: '127.0.0.1', port: 6380, keyPrefix: 'app:' }]
-const redlock = new Redlock(clients, { driftFactor: 0.01, retryCount: -1, requestTimeout: 100 })
+const redlock = new Redlock(clients, { driftFactor: 0.01, retryCount: -1, requestTimeout: 100, db: 0 })
 const settings: Settings = redlock.settings
+const filledIn: number = redlock.settings.retryJitter + redlock.settings.automaticExtensionThreshold
 const Default: typeof Redlock = Redlock.default
-void [v5, v4, original, waiting, settings, Default, Redlock.Lock, Redlock.ExecutionError]
+const byDefault: Redlock.default = new Redlock.default(clients)
+const partial: Partial<Settings> = { retryDelay: 100 }
+void [v5, v4, original, waiting, settings, filledIn, Default, byDefault, partial, Redlock.Lock, Redlock.ExecutionError]
 
 function clusters(): Redlock {
   const io = new IORedis.Cluster([{ host: '127.0.0.1', port: 7000 }], { keyPrefix: 'app:' })
-  const nodeRedis = createCluster({ rootNodes: [{ url: 'redis://127.0.0.1:7100' }] })
   const redlock = new Redlock([
     ['redis://127.0.0.1:7200', 'redis://127.0.0.1:7201'],
     { cluster: true, nodes: ['127.0.0.1:7300', 7301, { host: '127.0.0.1', port: 7302 }], password: 'x' },
     { cluster: { nodes: ['127.0.0.1:7400'] }, natMap: { '10.0.0.4:7400': { host: 'localhost', port: 17400 } } },
     { rootNodes: [{ url: 'redis://127.0.0.1:7500' }], defaults: { password: 'x' } },
     io,
-    nodeRedis,
+    new IORedis(6390, 'localhost', { tls: { ca: 'PEM' } }),
   ])
   const pending: number = redlock.inFlight
   return pending >= 0 ? redlock : redlock
