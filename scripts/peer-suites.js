@@ -21,8 +21,9 @@
 //   node scripts/peer-suites.js [--node-redlock <git-dir>] [--sesame <git-dir>]
 //                               [--against-peer | --both] [--only <name>] [--keep] [--verbose]
 //
-// Git dirs default to $REDLOCK_PEER_NODE_REDLOCK / $REDLOCK_PEER_SESAME, else the mirrors in
-// /work/.mirror. The test runners and the peers' dependencies are installed with npm (under
+// Each repository is a clone or a bare git dir (`git clone https://github.com/mike-marcacci/
+// node-redlock`, `git clone https://github.com/sesamecare/redlock`), given by the flags or
+// $REDLOCK_PEER_NODE_REDLOCK / $REDLOCK_PEER_SESAME. The test runners and the peers' dependencies are installed with npm (under
 // `flock /tmp/npm.lock`) into os.tmpdir()/redlock-rs-peer-suites-cache, keyed by what the
 // peers' package.json asks for, so a rerun installs nothing. Each run works in a fresh
 // temporary directory, removed at the end (kept with --keep). Exit status: 0 when every test
@@ -34,6 +35,7 @@ const fs = require('node:fs')
 const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
+const util = require('node:util')
 
 const REPO = path.resolve(__dirname, '..')
 const PKG_NAME = 'redlock-rs'
@@ -46,8 +48,8 @@ const SUITE_TIMEOUT_MS = 15 * 60 * 1000
 const FAILURE_LINES = 4
 
 const DEFAULT_DIRS = {
-  'node-redlock': process.env.REDLOCK_PEER_NODE_REDLOCK || '/work/.mirror/mike-marcacci+node-redlock/repo',
-  sesame: process.env.REDLOCK_PEER_SESAME || '/work/.mirror/sesamecare+redlock/repo',
+  'node-redlock': process.env.REDLOCK_PEER_NODE_REDLOCK,
+  sesame: process.env.REDLOCK_PEER_SESAME,
 }
 
 // ---------------------------------------------------------------------------
@@ -55,10 +57,10 @@ const DEFAULT_DIRS = {
 
 function usage() {
   return `usage: node scripts/peer-suites.js [options]
-  --node-redlock <git-dir>  node-redlock's repository (default $REDLOCK_PEER_NODE_REDLOCK or
-                            ${DEFAULT_DIRS['node-redlock']})
-  --sesame <git-dir>        @sesamecare-oss/redlock's repository (default $REDLOCK_PEER_SESAME or
-                            ${DEFAULT_DIRS.sesame})
+  --node-redlock <dir>      node-redlock's repository, a clone or a git dir
+                            (default $REDLOCK_PEER_NODE_REDLOCK)
+  --sesame <dir>            @sesamecare-oss/redlock's repository, a clone or a git dir
+                            (default $REDLOCK_PEER_SESAME)
   --against-peer            run the suites against the peers' own published packages instead
   --both                    run them against redlock-rs and against the peers' packages
   --only <text>             only the suites whose name contains <text> (e.g. single, multi, sesame)
@@ -68,27 +70,37 @@ function usage() {
 }
 
 function parseArgs(argv) {
-  const opts = { dirs: { ...DEFAULT_DIRS }, targets: ['redlock-rs'], only: null, keep: false, verbose: false }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new UsageError(`${a} needs a value`)
-      return v
-    }
-    if (a === '--node-redlock') opts.dirs['node-redlock'] = value()
-    else if (a === '--sesame') opts.dirs.sesame = value()
-    else if (a === '--against-peer') opts.targets = ['peer']
-    else if (a === '--both') opts.targets = ['redlock-rs', 'peer']
-    else if (a === '--only') opts.only = value()
-    else if (a === '--keep') opts.keep = true
-    else if (a === '--verbose') opts.verbose = true
-    else if (a === '--help' || a === '-h') {
-      console.log(usage())
-      process.exit(0)
-    } else throw new UsageError(`unknown argument ${a}`)
+  let parsed
+  try {
+    parsed = util.parseArgs({
+      args: argv,
+      options: {
+        'node-redlock': { type: 'string' },
+        sesame: { type: 'string' },
+        'against-peer': { type: 'boolean' },
+        both: { type: 'boolean' },
+        only: { type: 'string' },
+        keep: { type: 'boolean' },
+        verbose: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values
+  } catch (error) {
+    throw new UsageError(error.message)
   }
-  return opts
+  if (parsed.help) {
+    console.log(usage())
+    process.exit(0)
+  }
+  const dirs = { ...DEFAULT_DIRS }
+  for (const name of Object.keys(dirs)) {
+    if (parsed[name] !== undefined) dirs[name] = parsed[name]
+    if (!dirs[name]) throw new UsageError(`where is ${name}'s repository? Give --${name} <dir>`)
+    // A clone's git dir is its .git.
+    if (fs.existsSync(path.join(dirs[name], '.git'))) dirs[name] = path.join(dirs[name], '.git')
+  }
+  const targets = parsed.both ? ['redlock-rs', 'peer'] : parsed['against-peer'] ? ['peer'] : ['redlock-rs']
+  return { dirs, targets, only: parsed.only ?? null, keep: Boolean(parsed.keep), verbose: Boolean(parsed.verbose) }
 }
 
 class UsageError extends Error {}
