@@ -7,11 +7,10 @@
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const { pidAlive } = require('../scripts/redis-servers.js')
 const { until } = require('./support/servers')
-const { sharedUrls, runNode } = require('./support/shared')
+const { linkedProject, sharedUrls, runNode } = require('./support/shared')
 
 const EXAMPLES = path.resolve(__dirname, '..', 'examples')
 const urls = sharedUrls()
@@ -111,10 +110,7 @@ describe("the README's snippets", () => {
   let dir
 
   beforeAll(() => {
-    // A project where 'redlock-rs' resolves to this tree, as it would once installed.
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redlock-rs-readme-'))
-    fs.mkdirSync(path.join(dir, 'node_modules'))
-    fs.symlinkSync(path.resolve(__dirname, '..'), path.join(dir, 'node_modules', 'redlock-rs'), 'dir')
+    dir = linkedProject('redlock-rs-readme-')
   })
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 

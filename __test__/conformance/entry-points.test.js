@@ -5,9 +5,8 @@
 // without `.default`, for `redlock-rs` and `redlock-rs/sesame`.
 
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
-const { runNode } = require('../support/shared')
+const { linkedProject, runNode } = require('../support/shared')
 
 const NAMES = [
   'AbortError', 'AcquireTimeoutError', 'ExecutionError', 'Lock', 'LockError', 'LockExpiredError',
@@ -17,10 +16,7 @@ const NAMES = [
 let dir
 
 beforeAll(() => {
-  // A project where 'redlock-rs' resolves to this tree, as it would once installed.
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redlock-rs-entry-'))
-  fs.mkdirSync(path.join(dir, 'node_modules'))
-  fs.symlinkSync(path.resolve(__dirname, '../..'), path.join(dir, 'node_modules', 'redlock-rs'), 'dir')
+  dir = linkedProject('redlock-rs-entry-')
 })
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))

@@ -102,4 +102,18 @@ function runNode(args, { onSpawn, ...options } = {}) {
   return exited
 }
 
-module.exports = { sharedUrls, uniqueKey, sleep, heldEverywhere, goneEverywhere, wokenByRelease, spawnNode, runNode }
+/**
+ * A throwaway project directory where 'redlock-rs' resolves to this tree, as it would once
+ * installed (a symlink in its node_modules). The caller removes it.
+ */
+function linkedProject(prefix) {
+  const fs = require('node:fs')
+  const os = require('node:os')
+  const path = require('node:path')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  fs.mkdirSync(path.join(dir, 'node_modules'))
+  fs.symlinkSync(path.resolve(__dirname, '../..'), path.join(dir, 'node_modules', 'redlock-rs'), 'dir')
+  return dir
+}
+
+module.exports = { linkedProject, sharedUrls, uniqueKey, sleep, heldEverywhere, goneEverywhere, wokenByRelease, spawnNode, runNode }
