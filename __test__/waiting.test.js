@@ -90,8 +90,10 @@ describe('wake-on-release', () => {
     const child = `
       const Redlock = require(process.env.REDLOCK_PKG)
       const now = () => performance.timeOrigin + performance.now()
+      // Every attempt counts against retryCount, those a notice prompts too: the default
+      // (10) leaves room for the last waiter's attempts at each of the 3 hand-offs before it.
       const redlock = new Redlock(process.env.REDLOCK_URLS.split(','),
-        { retryDelay: 5000, retryJitter: 0, retryCount: 5 })
+        { retryDelay: 5000, retryJitter: 0 })
       console.log('ready')
       redlock.acquire([process.env.KEY], 20000).then(async (lock) => {
         const acquired = now()
@@ -486,5 +488,59 @@ describe('lock.timeLeft and lock.valid', () => {
     }
     await lock.release()
     expect(lock.valid).toBe(false)
+  })
+})
+
+describe('what a failed attempt announces', () => {
+  const IORedis = require('ioredis')
+
+  /** Counts the release notices of `key` on each node while `during()` runs. */
+  async function noticesDuring(key, during) {
+    const subscribers = urls.map((u) => {
+      const client = new IORedis(u)
+      client.on('error', () => {})
+      return client
+    })
+    const counts = urls.map(() => 0)
+    try {
+      await Promise.all(
+        subscribers.map(async (s, i) => {
+          await s.subscribe(`${CHANNEL_PREFIX}{${key}}`)
+          s.on('message', () => (counts[i] += 1))
+        }),
+      )
+      await during()
+      await sleep(200)
+      return counts
+    } finally {
+      for (const s of subscribers) s.disconnect()
+    }
+  }
+
+  test('an undo stays silent when another lock holds a quorum: waking contenders would only spend their retries', async () => {
+    const key = uniqueKey('undo-silent')
+    // Another lock on nodes 1-3: a quorum. Our attempt takes nodes 4 and 5, then undoes them.
+    await Promise.all(urls.slice(0, 3).map((u) => command(u, 'SET', key, 'winner', 'PX', 10000)))
+    const redlock = redlockWith({ retryCount: 0 })
+    const counts = await noticesDuring(key, async () => {
+      await expect(redlock.acquire([key], 5000)).rejects.toBeInstanceOf(ResourceLockedError)
+      await until(async () => (await valuesOnAll(urls.slice(3), key)).every((v) => v === null), { timeout: 2000 })
+    })
+    expect(counts).toEqual([0, 0, 0, 0, 0])
+    await Promise.all(urls.map((u) => command(u, 'DEL', key)))
+  })
+
+  test('an undo announces the keys it frees when no other lock was seen on a quorum, so split contenders try again at once', async () => {
+    const key = uniqueKey('undo-announce')
+    // Two other locks share nodes 1-3 and nobody has a quorum: the undo of nodes 4 and 5 is
+    // announced there.
+    await Promise.all(urls.slice(0, 2).map((u) => command(u, 'SET', key, 'one', 'PX', 10000)))
+    await command(urls[2], 'SET', key, 'two', 'PX', 10000)
+    const redlock = redlockWith({ retryCount: 0 })
+    const counts = await noticesDuring(key, async () => {
+      await expect(redlock.acquire([key], 5000)).rejects.toBeInstanceOf(ResourceLockedError)
+    })
+    expect(counts).toEqual([0, 0, 0, 1, 1])
+    await Promise.all(urls.map((u) => command(u, 'DEL', key)))
   })
 })

@@ -302,6 +302,7 @@ impl Redlock {
         // heard from as its: nobody won.
         let unheard = record.membership - record.votes.len();
         let split = held && strongest_holder + unheard < record.quorum;
+        let another_won = strongest_holder >= record.quorum;
         attempts.push(record);
         let mut token = None;
         if quorum && settings.fencing {
@@ -345,12 +346,17 @@ impl Redlock {
         }
         // Undo this attempt on every node, including those that have not answered yet:
         // their lanes hold the undo back until they have. The undo announces the keys it
-        // frees, so that contenders it was blocking try again (its own waiter ignores it).
-        let release = [notice::CHANNEL_PREFIX];
+        // frees, so that contenders it was blocking try again (its own waiter ignores it),
+        // unless another lock was seen on a quorum: contenders woken then would only find
+        // that lock, and spend a retry each.
+        let announce: &[&str] = match another_won {
+            false => &[notice::CHANNEL_PREFIX],
+            true => &[],
+        };
         let undo = self.start_round(
             lock,
             &script::RELEASE,
-            &release,
+            announce,
             Keys::Lock,
             per_node,
             answered,
