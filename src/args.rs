@@ -11,6 +11,9 @@ use redlock_core::CrossSlot;
 /// The largest delay or timeout accepted, in ms: about 24.8 days, as for `setTimeout`.
 pub const MAX_MS: f64 = 2_147_483_647.0;
 
+/// The highest database number accepted (Redis's `databases` may be configured that high).
+pub const MAX_DB: f64 = 1_000_000.0;
+
 /// The longest lock accepted, in ms: `Number.MAX_SAFE_INTEGER`, as node-redlock accepts (its
 /// own tests lock for a tenth of it). The engine's timers cope with any of them.
 pub const MAX_DURATION_MS: f64 = 9_007_199_254_740_991.0;

@@ -12,7 +12,7 @@ use napi::bindgen_prelude::{BufferSlice, JsObjectValue, JsValue, Object, Unknown
 use napi::{Result, ValueType};
 use redlock_core::{AddressMap, NodeConfig, NodeConfigError, TlsConfig};
 
-use crate::args::{boolean, field, integer, invalid_type, invalid_value, object, string};
+use crate::args::{boolean, field, integer, invalid_type, invalid_value, object, string, MAX_DB};
 
 /// Reads the client list into node configurations, with every plain member on database `db`
 /// when it is given (the `db` setting); refuses two entries that reach the same server and
@@ -112,7 +112,7 @@ fn selected_db(client: &Object) -> Result<Option<i64>> {
         Some(db) if db.get_type()? == ValueType::Number => {
             // SAFETY: checked to be a number just above.
             let db = unsafe { db.cast::<f64>() }?;
-            Ok((db.fract() == 0.0 && (0.0..=1_000_000.0).contains(&db)).then_some(db as i64))
+            Ok((db.fract() == 0.0 && (0.0..=MAX_DB).contains(&db)).then_some(db as i64))
         }
         _ => Ok(None),
     }
@@ -433,7 +433,7 @@ fn from_options(options: &Object, name: &str) -> Result<NodeConfig> {
     }
     for key in ["db", "database"] {
         if let Some(db) = field(options, key)? {
-            node.db = integer(&db, &format!("{name}.{key}"), 0.0, 1_000_000.0)?;
+            node.db = integer(&db, &format!("{name}.{key}"), 0.0, MAX_DB)?;
         }
     }
     if let Some(prefix) = field(options, "keyPrefix")? {

@@ -10,7 +10,7 @@ use napi_derive::napi;
 use redlock_core::RetryStrategy;
 
 use crate::args::{
-    boolean, bounded, field, integer, invalid_value, object, out_of_range, string, MAX_MS,
+    boolean, bounded, field, integer, invalid_value, object, out_of_range, string, MAX_DB, MAX_MS,
 };
 
 /// How a `Redlock` behaves. Every field may be given to the constructor and overridden
@@ -74,8 +74,8 @@ impl Default for Settings {
     }
 }
 
-/// The settings a `Redlock` knows. `signal` is read by the front door, per call.
-const KNOWN: [&str; 13] = [
+/// The settings a `Redlock` knows, besides a call's `signal` (read by the front door).
+const KNOWN: [&str; 12] = [
     "driftFactor",
     "retryCount",
     "retryDelay",
@@ -88,7 +88,6 @@ const KNOWN: [&str; 13] = [
     "acquireTimeout",
     "fencing",
     "db",
-    "signal",
 ];
 
 /// Why node-redlock's custom scripts are refused.
@@ -123,18 +122,17 @@ impl Settings {
         let at = |key: &str| format!("{name}.{key}");
         // A misspelt or unsupported setting would otherwise change nothing, silently.
         for key in own_keys(&given)? {
-            let known = KNOWN.contains(&key.as_str());
-            if !known || (key == "signal" && place == Given::Constructor) {
-                let why = match (known, key.as_str()) {
-                    (true, _) => "an AbortSignal is given per call, to acquire or using".to_owned(),
+            let signal = key == "signal";
+            let known = KNOWN.contains(&key.as_str()) || (signal && place == Given::Call);
+            if !known {
+                let why = match key.as_str() {
+                    "signal" => "an AbortSignal is given per call, to acquire or using".to_owned(),
                     // node-redlock v4's custom scripts: ours keep node-redlock's meaning, and
                     // running other scripts instead could not be made safe.
-                    (false, "lockScript" | "unlockScript" | "extendScript") => {
-                        CUSTOM_SCRIPTS.to_owned()
-                    }
-                    (false, _) => format!(
+                    "lockScript" | "unlockScript" | "extendScript" => CUSTOM_SCRIPTS.to_owned(),
+                    _ => format!(
                         "redlock-rs has no such setting; the settings are {}",
-                        KNOWN[..12].join(", ")
+                        KNOWN.join(", ")
                     ),
                 };
                 return Err(invalid_value(&at(&key), &why));
@@ -183,7 +181,7 @@ impl Settings {
             merged.acquire_timeout = Some(bounded(&v, &at("acquireTimeout"), 1.0, MAX_MS)?);
         }
         if let Some(v) = field(&given, "db")? {
-            let db = integer(&v, &at("db"), 0.0, 1_000_000.0)? as u32;
+            let db = integer(&v, &at("db"), 0.0, MAX_DB)? as u32;
             if place == Given::Call && merged.db != Some(db) {
                 return Err(invalid_value(
                     &at("db"),

@@ -253,13 +253,14 @@ impl Redlock {
                 } else {
                     tokio::time::sleep(pause).await;
                 }
-            } else if turn.is_none() && settings.pause_before(1).is_some() {
+            } else if turn.is_none() {
                 // Others of this process are ahead: the first attempt waits for the turn,
-                // or the first retry's pause.
-                let pause = settings.pause_before(1).expect("checked just above");
-                tokio::select! {
-                    t = &mut entering => turn = Some(t),
-                    _ = tokio::time::sleep(pause) => {}
+                // or the first retry's pause (with no retry at all, it is made at once).
+                if let Some(pause) = settings.pause_before(1) {
+                    tokio::select! {
+                        t = &mut entering => turn = Some(t),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
                 }
             }
             self.check_open()?;
