@@ -70,6 +70,39 @@ describe('redlock exec', () => {
     expect(result.stdout).toBe('--ttl|x|--|')
   })
 
+  test('everything after "--" reaches the command untouched, options like redlock\'s own included', async () => {
+    const key = uniqueKey('cli-passthrough')
+    const theirs = ['--resource', 'x', '--help', '-h', '--version', '--ttl=1s', '--frobnicate', '--', '-', '']
+    const result = await redlock(['exec', '--resource', key, '--', 'sh', '-c', 'printf "%s|" "$@"', 'sh', ...theirs])
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe(theirs.map((arg) => `${arg}|`).join(''))
+  })
+
+  test('without "--", the options end at the command: a --help or -h after it is the command\'s', async () => {
+    const key = uniqueKey('cli-command-help')
+    const result = await redlock(['exec', '--resource', key, 'sh', '-c', 'printf "%s|" "$@"', 'sh', '--help', '-h'])
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe('--help|-h|')
+  })
+
+  test('--name=value is --name value; a value that begins with "-" is a value', async () => {
+    // A resource whose name begins with "-", given both ways; inspect reads it after "--".
+    const key = `-${uniqueKey('cli-inline')}`
+    for (const resource of [['--resource', key], [`--resource=${key}`]]) {
+      const result = await redlock(['exec', ...resource, '--ttl=5s', '--wait=0', '--', process.execPath, BIN, 'inspect', '--json', '--', key])
+      expect(result.stderr).toBe('')
+      expect(result.code).toBe(0)
+      const [report] = JSON.parse(result.stdout)
+      expect(report).toMatchObject({ resource: key, status: 'locked' })
+      const held = report.perNode.filter((node) => node.state === 'held')
+      expect(held.length).toBeGreaterThanOrEqual(3)
+      for (const node of held) expect(node.ttlMs).toBeLessThanOrEqual(5000)
+    }
+    await expect(valuesOnAll(urls, key)).resolves.toEqual(urls.map(() => null))
+  })
+
   test('exits 127 when the command does not exist, and releases the lock', async () => {
     const key = uniqueKey('cli-missing')
     const result = await redlock(['exec', '--resource', key, '--', 'redlock-no-such-command-here'])
@@ -297,6 +330,21 @@ describe('redlock release', () => {
     }
   })
 
+  test('--resource repeated releases a lock on several resources', async () => {
+    const [a, b] = [uniqueKey('cli-release-a'), uniqueKey('cli-release-b')]
+    const client = new Redlock(urls)
+    const held = await client.acquire([a, b], 10000)
+    try {
+      const result = await redlock(['release', '--resource', a, '--resource', b, '--id', held.id])
+      expect(result.stderr).toBe('')
+      expect(result.code).toBe(0)
+      expect(result.stdout).toMatch(new RegExp(`^released ${a}, ${b} \\(it was held on [345] of the [345] nodes that answered\\)`))
+      await until(async () => [...(await valuesOnAll(urls, a)), ...(await valuesOnAll(urls, b))].every((v) => v === null))
+    } finally {
+      await client.quit()
+    }
+  })
+
   test('does not release a lock whose id differs', async () => {
     const key = uniqueKey('cli-release-other')
     const client = new Redlock(urls)
@@ -431,10 +479,20 @@ describe('arguments', () => {
     [['exec', '--resource', 'r', '--ttl', '30', '--', 'true'], /--ttl: "30" is not a duration/],
     [['exec', '--resource', 'r', '--ttl', '100ms', '--', 'true'], /--ttl: 100ms is out of range/],
     [['exec', '--resource', 'r', '--wait', 'soon', '--', 'true'], /--wait: "soon" is not a duration/],
-    [['exec', '--resource', 'r', '--grace', '-1s', '--', 'true'], /--grace needs a value|--grace/],
+    [['exec', '--resource', 'r', '--grace', '-1s', '--', 'true'], /--grace: "-1s" is not a duration/],
     [['exec', '--ttl', '1s', '--', 'true'], /--resource: missing/],
     [['exec', '--resource', '', '--', 'true'], /--resource: a resource name cannot be empty/],
     [['exec', '--resource'], /--resource needs a value/],
+    [['exec', '--resource', '--ttl', '1s', '--', 'true'], /--resource needs a value/],
+    [['exec', '--resource', 'r', '--ttl', '--', 'true'], /--ttl needs a value/],
+    [['inspect', '--timeout'], /--timeout needs a value/],
+    [['release', '--resource', 'r', '--id'], /--id needs a value/],
+    [['inspect', '--json=yes', 'r'], /--json takes no value/],
+    [['exec', '--frobnicate=1', '--resource', 'r', '--', 'true'], /unknown option --frobnicate$/m],
+    [['exec', '-x', '--resource', 'r', '--', 'true'], /unknown option -x$/m],
+    [['exec', '-resource', 'r', '--', 'true'], /unknown option -resource$/m],
+    [['inspect', '--resource', 'r', 'key'], /unknown option --resource$/m],
+    [['release', '--json', '--resource', 'r', '--id', 'x'], /unknown option --json$/m],
     [['exec', '--resource', 'r'], /no command given/],
     [['exec', '--resource', 'r', '--frobnicate', '--', 'true'], /unknown option --frobnicate/],
     [['exec', '--servers', 'redis://127.0.0.1:1,redis://127.0.0.1:1', '--resource', 'r', '--', 'true'], /--servers: .*same server/],
@@ -450,6 +508,13 @@ describe('arguments', () => {
     const result = await redlock(args)
     expect(result.stderr).toMatch(message)
     expect(result.code).toBe(2)
+    expect(result.stdout).toBe('')
+  })
+
+  test('a usage error is one line naming the option, then where to look', async () => {
+    const result = await redlock(['exec', '--resource', 'r', '--frobnicate', '--', 'true'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toBe("redlock: exec: unknown option --frobnicate\nTry 'redlock exec --help'.\n")
     expect(result.stdout).toBe('')
   })
 
@@ -473,6 +538,20 @@ describe('arguments', () => {
     expect(result.code).toBe(0)
     expect(result.stdout).toContain(`Usage: redlock ${name}`)
     expect(result.stdout).toMatch(/--servers URLS/)
+    // The same text from -h, from 'redlock help NAME', and with --help after other options,
+    // a wrong one included.
+    for (const args of [[name, '-h'], ['help', name], [name, '--frobnicate', '--resource', 'r', '--help']]) {
+      const same = await redlock(args)
+      expect(same.code).toBe(0)
+      expect(same.stderr).toBe('')
+      expect(same.stdout).toBe(result.stdout)
+    }
+  })
+
+  test('--version prints the package version', async () => {
+    const result = await redlock(['--version'])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe(`${require('../package.json').version}\n`)
   })
 
   test('exec --help documents the exit codes', async () => {

@@ -69,7 +69,13 @@ withServers('demo.js --quick: locks survive 2 of 5 nodes down, fail cleanly with
   expect(restarted.nodesUp).toBe(5)
   for (const phase of [allUp, twoDown, restarted]) {
     expect(phase.granted).toBeGreaterThan(0)
-    expect(phase.handoffMs.p50).toBeGreaterThanOrEqual(0)
+    // Hand-offs: a worker that was waiting is granted the resource after its holder finished
+    // (the holder releases after its update), each hand-off one of the phase's grants.
+    const { p50, p99, count } = phase.handoffMs
+    expect(count).toBeGreaterThan(0)
+    expect(count).toBeLessThanOrEqual(phase.granted)
+    expect(p50).toBeGreaterThan(0)
+    expect(p99).toBeGreaterThanOrEqual(p50)
   }
   expect(summary.errors.ERR_REDLOCK_QUORUM.name).toBe('ExecutionError')
 

@@ -9,6 +9,7 @@ const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { parseArgs } = require('node:util')
 const Redlock = require('../index.js')
 const { ExecutionError } = Redlock
 const { Conn, parseRedisUrl } = require('../lib/resp.js')
@@ -118,54 +119,71 @@ of nodes answered; 2 usage error.`,
 /** A mistake in the command line: exit 2, naming the argument. */
 class UsageError extends Error {}
 
-/**
- * Reads `--name value`, `--name=value` and flags by `spec` ({ name: 'value' | 'list' | 'flag' }).
- * `--` ends the options. With `commandFollows`, the first positional ends them too, so that
- * the command keeps its own options (`redlock exec --resource r ls -l`).
- */
-function parseArgs(args, spec, { commandFollows = false } = {}) {
-  const options = {}
-  const positionals = []
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]
-    if (arg === '--') {
-      positionals.push(...args.slice(i + 1))
-      break
-    }
-    if (!arg.startsWith('-') || arg === '-') {
-      if (commandFollows) {
-        positionals.push(...args.slice(i))
-        break
-      }
-      positionals.push(arg)
-      continue
-    }
-    const eq = arg.indexOf('=')
-    const name = arg.startsWith('--') ? arg.slice(2, eq === -1 ? undefined : eq) : null
-    const kind = name !== null && Object.hasOwn(spec, name) ? spec[name] : undefined
-    if (!kind) throw new UsageError(`unknown option ${eq === -1 ? arg : arg.slice(0, eq)}`)
-    if (kind === 'flag') {
-      if (eq !== -1) throw new UsageError(`--${name} takes no value`)
-      options[name] = true
-      continue
-    }
-    let value
-    if (eq !== -1) value = arg.slice(eq + 1)
-    else if (i + 1 < args.length && !args[i + 1].startsWith('--')) value = args[++i]
-    else throw new UsageError(`--${name} needs a value`)
-    if (kind === 'list') (options[name] ||= []).push(value)
-    else options[name] = value
-  }
-  return { options, positionals }
+/** Each command's options, for node:util parseArgs; --help (-h) is every command's. */
+const COMMON = {
+  servers: { type: 'string' },
+  cluster: { type: 'string', multiple: true },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+}
+const OPTIONS = {
+  exec: {
+    ...COMMON,
+    resource: { type: 'string', multiple: true },
+    ttl: { type: 'string' },
+    wait: { type: 'string' },
+    grace: { type: 'string' },
+  },
+  inspect: { ...COMMON, timeout: { type: 'string' }, json: { type: 'boolean' } },
+  release: { ...COMMON, resource: { type: 'string', multiple: true }, id: { type: 'string' } },
 }
 
-/** Whether `--help` or `-h` comes before the command (or the end) in `args`. */
-function wantsHelp(args) {
-  for (const arg of args) {
-    if (arg === '--') return false
-    if (arg === '--help' || arg === '-h') return true
+/**
+ * Reads `args` by `options` with node:util parseArgs (strict): { values, positionals, command },
+ * or { help: true } when --help or -h is among the options. With `commandFollows`, the first
+ * positional or `--` ends the options, and `command` is the rest, untouched, so that the command
+ * keeps its own options (`redlock exec --resource r ls -l`). A mistake is a UsageError naming it.
+ */
+function readArgs(args, options, { commandFollows = false } = {}) {
+  // A lenient pass first: its tokens say where the options end and which one is wrong.
+  const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true })
+  const stop = commandFollows ? tokens.find((t) => t.kind !== 'option') : undefined
+  const own = stop ? tokens.slice(0, tokens.indexOf(stop)) : tokens
+  if (own.some((t) => t.kind === 'option' && t.name === 'help')) return { help: true }
+  // The argument after an option that takes a value is its value unless it begins with "--"
+  // (`--grace -1s` is then refused as not a duration); parseArgs wants such a value after "=".
+  const ownArgs = args.slice(0, stop ? stop.index : args.length)
+  const dashed = own.filter(
+    (t) => t.kind === 'option' && t.value !== undefined && !t.inlineValue && /^-[^-]/.test(t.value),
+  )
+  for (const t of dashed.reverse()) ownArgs.splice(t.index, 2, `${t.rawName}=${t.value}`)
+  const command = stop ? args.slice(stop.kind === 'option-terminator' ? stop.index + 1 : stop.index) : []
+  try {
+    const { values, positionals } = parseArgs({ args: ownArgs, options, strict: true, allowPositionals: true })
+    return { values, positionals, command }
+  } catch (error) {
+    if (!/^ERR_PARSE_ARGS_/.test(error.code)) throw error
+    throw new UsageError(mistake(own, args, options) ?? error.message)
   }
-  return false
+}
+
+/** The first wrong option among `tokens` (parsed leniently from `args`), in a sentence. */
+function mistake(tokens, args, options) {
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue
+    const { rawName: name, value } = token
+    const type = Object.hasOwn(options, token.name) ? options[token.name].type : undefined
+    // A group of short options (-abc) is named as it was written.
+    if (!type) return `unknown option ${name.startsWith('--') ? name : args[token.index]}`
+    if (type === 'boolean' && token.inlineValue) return `${name} takes no value`
+    // Nothing after it, or another option (parseArgs took that for the value).
+    if (type === 'string' && (value === undefined || (!token.inlineValue && value.startsWith('--')))) {
+      return `${name} needs a value`
+    }
+  }
+  return undefined
 }
 
 /** Milliseconds in `text` (`500ms`, `30s`, `1.5m`, `2h`; `0` where `zero` is allowed). */
@@ -231,8 +249,6 @@ function clientEntries(list, tls) {
   })
 }
 
-const TLS_SPEC = { 'tls-ca': 'value', 'tls-cert': 'value', 'tls-key': 'value' }
-
 /** The servers from --servers or REDLOCK_SERVERS, as redis:// URLs. */
 function serverUrls(options) {
   const from = options.servers !== undefined ? '--servers' : 'REDLOCK_SERVERS'
@@ -289,20 +305,15 @@ function connect(clients) {
 
 const say = (line) => process.stderr.write(`redlock: ${line}\n`)
 
-async function exec(args) {
-  const { options, positionals } = parseArgs(
-    args,
-    { servers: 'value', cluster: 'list', ...TLS_SPEC, resource: 'list', ttl: 'value', wait: 'value', grace: 'value' },
-    { commandFollows: true },
-  )
+async function exec({ values: options, command }) {
   const resources = requireResources(options)
   const ttl = parseDuration(options.ttl ?? '30s', '--ttl', { min: 200 })
   const wait = options.wait === undefined ? Infinity : parseDuration(options.wait, '--wait', { zero: true })
   const grace = parseDuration(options.grace ?? '5s', '--grace', { zero: true })
-  if (positionals.length === 0) {
+  if (command.length === 0) {
     throw new UsageError('no command given; put it after the options, e.g. redlock exec --resource nightly -- ./job.sh')
   }
-  const [file, ...fileArgs] = positionals
+  const [file, ...fileArgs] = command
   const redlock = connect(clientEntries(members(options), tlsFiles(options)))
   const names = resources.join(', ')
 
@@ -469,8 +480,7 @@ function verdict(entries, quorum) {
 
 const prefix = (value) => (value === null ? '(not a string)' : value.length > 8 ? `${value.slice(0, 8)}…` : value)
 
-async function inspect(args) {
-  const { options, positionals } = parseArgs(args, { servers: 'value', cluster: 'list', ...TLS_SPEC, timeout: 'value', json: 'flag' })
+async function inspect({ values: options, positionals }) {
   const urls = members(options)
   const tls = tlsFiles(options)
   const timeout = parseDuration(options.timeout ?? '1s', '--timeout')
@@ -505,8 +515,7 @@ async function inspect(args) {
   return answered >= quorum ? 0 : EXIT.NOT_ACQUIRED
 }
 
-async function release(args) {
-  const { options, positionals } = parseArgs(args, { servers: 'value', cluster: 'list', ...TLS_SPEC, resource: 'list', id: 'value' })
+async function release({ values: options, positionals }) {
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`)
   const resources = requireResources(options)
   if (!options.id) throw new UsageError('--id: missing; give the lock id (REDLOCK_LOCK_ID of the command that held it)')
@@ -555,12 +564,13 @@ async function main(argv) {
     say(`unknown command "${command}"; the commands are exec, inspect and release (see redlock --help)`)
     return EXIT.USAGE
   }
-  if (wantsHelp(rest)) {
-    process.stdout.write(`${HELP[command]}\n`)
-    return 0
-  }
   try {
-    return await run(rest)
+    const parsed = readArgs(rest, OPTIONS[command], { commandFollows: command === 'exec' })
+    if (parsed.help) {
+      process.stdout.write(`${HELP[command]}\n`)
+      return 0
+    }
+    return await run(parsed)
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
     say(`${command}: ${error.message}\nTry 'redlock ${command} --help'.`)
