@@ -16,6 +16,22 @@ export declare class Cancellation {
   cancel(): void
 }
 
+/** Why a call failed, as data: thrown by a refused call, or carried by a failed outcome. */
+export declare class Failure {
+  /** Stable code, e.g. `ERR_REDLOCK_RESOURCE_LOCKED` or `ERR_INVALID_ARG_TYPE`. */
+  code: string
+  /**
+   * The JavaScript class it becomes: `TypeError` or `RangeError` (a refused argument),
+   * `ExecutionError` (the class its code names), `AbortError`, or `Error` (a failure of
+   * the binding itself, `ERR_REDLOCK_INTERNAL`).
+   */
+  kind: string
+  /** What happened, in words. */
+  message: string
+  /** The refused argument, as the message names it. */
+  argument?: string
+}
+
 /** A lock held (or once held) on a quorum of nodes. Made by `Redlock#acquire`. */
 export declare class Lock {
   /** The locked resources. */
@@ -77,8 +93,8 @@ export declare class Redlock {
   onNodeError(callback: (arg: NodeErrorEvent) => void): void
   /**
    * Stops every operation under way, lets requests already sent finish (at most twice the
-   * request timeout), then closes every connection; operations afterwards fail with
-   * `ERR_REDLOCK_CLOSED`.
+   * request timeout, at most 5 s), then closes every connection; operations afterwards
+   * fail with `ERR_REDLOCK_CLOSED`.
    */
   quit(): Promise<void>
   /** Requests sent and not yet answered, the stragglers of decided rounds included. */
@@ -99,22 +115,20 @@ export interface AttemptStats {
   membershipSize: number
   /** How many had to be for. */
   quorumSize: number
-  /** The nodes that voted for. */
+  /** The nodes whose votes counted towards the quorum. */
   votesFor: Array<string>
   /**
-   * The nodes that voted against, and why. Nodes that had not answered when the attempt
+   * The nodes whose votes did not, and why. Nodes that had not answered when the attempt
    * was decided appear in neither list.
    */
   votesAgainst: Array<VoteAgainst>
 }
 
-/** A failed operation. */
-export interface Failure {
-  /** Stable code, e.g. `ERR_REDLOCK_RESOURCE_LOCKED`. */
-  code: string
-  /** What happened, in words. */
-  message: string
-}
+/**
+ * A wrong type found by the front door (a `signal`, a `lock`, a `routine`), as the same
+ * [`Failure`] the binding's own checks make: one format for every refused argument.
+ */
+export declare function invalidType(name: string, expected: string, value: unknown): Failure
 
 /** A node that failed a request. */
 export interface NodeErrorEvent {
@@ -194,6 +208,28 @@ export interface Settings {
    * Given to the constructor only.
    */
   db?: number
+}
+
+/**
+ * The verdict over `membership` members, of which `answered` answered, and `holders[i]`
+ * hold the keys with the i-th value seen.
+ */
+export declare function verdict(membership: number, answered: number, holders: Array<number>): Verdict
+
+/**
+ * What a reader of every member's keys can tell of one resource (the engine's quorum rule,
+ * for the `redlock inspect` command).
+ */
+export interface Verdict {
+  /**
+   * `held` (one value on a quorum), `free`, `split` (held, but by no value on a quorum),
+   * or `unknown` (fewer than a quorum answered).
+   */
+  state: string
+  /** With `held`: the index in `holders` of the value that holds the quorum. */
+  holder?: number
+  /** How many members must agree. */
+  quorum: number
 }
 
 /** One node's vote against. */

@@ -836,6 +836,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Cancellation = nativeBinding.Cancellation
+module.exports.Failure = nativeBinding.Failure
 module.exports.Lock = nativeBinding.Lock
 module.exports.Redlock = nativeBinding.Redlock
 module.exports.Watchdog = nativeBinding.Watchdog
+module.exports.invalidType = nativeBinding.invalidType
+module.exports.verdict = nativeBinding.verdict

@@ -10,48 +10,24 @@ const native = require('./lib/native.js')
 
 /** A quorum could not be reached in the retry window. */
 class ExecutionError extends Error {
-  constructor(message, attempts = [], code = 'ERR_REDLOCK_QUORUM') {
+  static code = 'ERR_REDLOCK_QUORUM'
+  constructor(message, attempts = [], code = new.target.code) {
     super(message)
     this.name = new.target.name
     this.code = code
     this.attempts = attempts
   }
 }
-
 /** Another holder has the resource on enough nodes that no quorum was possible. */
-class ResourceLockedError extends ExecutionError {
-  constructor(message, attempts = []) {
-    super(message, attempts, 'ERR_REDLOCK_RESOURCE_LOCKED')
-  }
-}
-
+class ResourceLockedError extends ExecutionError { static code = 'ERR_REDLOCK_RESOURCE_LOCKED' }
 /** The lock is no longer held on a quorum (expired, released or taken over). */
-class LockExpiredError extends ExecutionError {
-  constructor(message, attempts = []) {
-    super(message, attempts, 'ERR_REDLOCK_LOCK_EXPIRED')
-  }
-}
-
+class LockExpiredError extends ExecutionError { static code = 'ERR_REDLOCK_LOCK_EXPIRED' }
 /** The Redlock was closed with `quit()`. */
-class RedlockClosedError extends ExecutionError {
-  constructor(message, attempts = []) {
-    super(message, attempts, 'ERR_REDLOCK_CLOSED')
-  }
-}
-
+class RedlockClosedError extends ExecutionError { static code = 'ERR_REDLOCK_CLOSED' }
 /** The lock was not acquired within `acquireTimeout`. */
-class AcquireTimeoutError extends ExecutionError {
-  constructor(message, attempts = []) {
-    super(message, attempts, 'ERR_REDLOCK_ACQUIRE_TIMEOUT')
-  }
-}
-
+class AcquireTimeoutError extends ExecutionError { static code = 'ERR_REDLOCK_ACQUIRE_TIMEOUT' }
 /** A watchdog reached its maximum hold time and let the lock expire. */
-class MaxHoldError extends ExecutionError {
-  constructor(message, attempts = []) {
-    super(message, attempts, 'ERR_REDLOCK_MAX_HOLD')
-  }
-}
+class MaxHoldError extends ExecutionError { static code = 'ERR_REDLOCK_MAX_HOLD' }
 
 /** The acquisition was aborted through its `signal`; `cause` is the signal's reason. */
 class AbortError extends Error {
@@ -62,26 +38,53 @@ class AbortError extends Error {
   }
 }
 
-const failures = {
-  ERR_REDLOCK_RESOURCE_LOCKED: ResourceLockedError,
-  ERR_REDLOCK_LOCK_EXPIRED: LockExpiredError,
-  ERR_REDLOCK_CLOSED: RedlockClosedError,
-  ERR_REDLOCK_ACQUIRE_TIMEOUT: AcquireTimeoutError,
-  ERR_REDLOCK_MAX_HOLD: MaxHoldError,
+const executionErrors = new Map(
+  [ExecutionError, ResourceLockedError, LockExpiredError, RedlockClosedError, AcquireTimeoutError, MaxHoldError].map(
+    (Class) => [Class.code, Class],
+  ),
+)
+const argumentErrors = { TypeError, RangeError }
+
+/**
+ * The one place where an error a user sees is made, in the caller's realm, from the binding's
+ * `Failure` (code, kind, message): a refused argument (`TypeError`, `RangeError`), a failed
+ * operation (the `ExecutionError` its code names, or `AbortError`), or a failure of the
+ * binding itself (`Error`, `ERR_REDLOCK_INTERNAL`). `attempts` are the operation's votes;
+ * `cause`, an abort's reason.
+ */
+function errorOf(failure, attempts = [], cause) {
+  const { code, kind, message } = failure
+  let error
+  if (kind === 'ExecutionError') {
+    error = new (executionErrors.get(code) || ExecutionError)(message, attempts, code)
+  } else if (kind === 'AbortError') {
+    error = new AbortError(message, { cause })
+    error.attempts = attempts
+  } else {
+    error = new (argumentErrors[kind] || Error)(message)
+    error.code = code
+  }
+  return error
 }
 
-/** The error of a failed outcome, made in the caller's realm. */
+/** A failed outcome's error. */
 function failureError(outcome, reason) {
-  const { code, message } = outcome.error
-  if (code === 'ABORT_ERR') {
-    const error = new AbortError(message, { cause: reason })
-    error.attempts = outcome.attempts.map(executionStats)
-    return error
-  }
-  const Failure = failures[code] || ExecutionError
-  const error = new Failure(message, outcome.attempts.map(executionStats))
-  error.code = code
-  return error
+  return errorOf(outcome.error, outcome.attempts.map(executionStats), reason)
+}
+
+/**
+ * What a call into the binding threw, as the caller sees it: a refusal (its `failure`, a
+ * `Failure`) becomes its error; an exception of the caller's own (a throwing getter in
+ * `settings`, say) passes unchanged.
+ */
+function fromNative(error) {
+  const failure = error !== null && typeof error === 'object' ? error.failure : undefined
+  return failure instanceof native.Failure ? errorOf(failure) : error
+}
+
+/** A wrong type found here, in the binding's words. */
+function typeError(name, expected, value) {
+  return errorOf(native.invalidType(name, expected, value))
 }
 
 function isAbortSignal(value) {
@@ -90,45 +93,6 @@ function isAbortSignal(value) {
     typeof value === 'object' &&
     typeof value.aborted === 'boolean' &&
     typeof value.addEventListener === 'function'
-  )
-}
-
-/** The codes napi gives the errors it makes itself (napi_status names). */
-const napiStatuses = new Set([
-  'GenericFailure', 'InvalidArg', 'ObjectExpected', 'StringExpected', 'NameExpected',
-  'FunctionExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'PendingException',
-  'Cancelled', 'EscapeCalledTwice', 'HandleScopeMismatch', 'CallbackScopeMismatch', 'QueueFull',
-  'Closing', 'BigintExpected', 'DateExpected', 'ArrayBufferExpected',
-  'DetachableArraybufferExpected', 'WouldDeadlock', 'NoExternalBuffersAllowed', 'Unknown',
-])
-
-/**
- * Makes a caller-realm error out of one thrown by the binding: an argument error
- * (`"<code>: <message>"`), or an internal failure. An exception of the caller's own (a
- * throwing getter in `settings`, say) passes through unchanged.
- */
-function fromNative(error) {
-  const parsed = /^(ERR_[A-Z_]+): ([\s\S]*)$/.exec(error && error.message)
-  if (parsed) return argumentError(parsed[1], parsed[2])
-  if (error === null || typeof error !== 'object' || !napiStatuses.has(error.code)) return error
-  const internal = new Error(String(error.message))
-  internal.code = 'ERR_REDLOCK_INTERNAL'
-  return internal
-}
-
-function argumentError(code, message) {
-  const range = code === 'ERR_OUT_OF_RANGE' || code === 'ERR_REDLOCK_CROSS_SLOT'
-  const error = range ? new RangeError(message) : new TypeError(message)
-  error.code = code
-  return error
-}
-
-function typeError(name, expected, value) {
-  const received =
-    value === null ? 'null' : Array.isArray(value) ? 'an instance of Array' : `type ${typeof value}`
-  return argumentError(
-    'ERR_INVALID_ARG_TYPE',
-    `The "${name}" argument must be ${expected}. Received ${received}`,
   )
 }
 

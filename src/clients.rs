@@ -9,30 +9,31 @@
 //! or arrays of them.
 
 use napi::bindgen_prelude::{BufferSlice, JsObjectValue, JsValue, Object, Unknown};
-use napi::{Result, ValueType};
+use napi::ValueType;
 use redlock_core::{AddressMap, NodeConfig, NodeConfigError, TlsConfig};
 
-use crate::args::{boolean, field, integer, invalid_type, invalid_value, object, string, MAX_DB};
+use crate::args::{
+    boolean, field, integer, invalid_type, invalid_value, object, string, Checked, Refusal,
+    Refused, MAX_DB,
+};
 
 /// Reads the client list into node configurations, with every plain member on database `db`
-/// when it is given (the `db` setting); refuses two entries that reach the same server and
-/// database, which would count one server's vote twice.
-pub fn nodes(value: &Unknown, db: Option<u32>) -> Result<Vec<NodeConfig>> {
+/// when it is given (the `db` setting). The engine checks what the list means
+/// ([`redlock_core::Redlock::new`]: TLS, one server given twice).
+pub fn nodes(value: &Unknown, db: Option<u32>) -> Checked<Vec<NodeConfig>> {
     if value.get_type()? != ValueType::Object || !value.is_array()? {
         return Err(invalid_type(
             "clients",
             "an array of Redis URLs, option objects or clients",
             value,
-        ));
+        )
+        .into());
     }
     // SAFETY: checked to be an array just above.
     let list = unsafe { value.cast::<Object>() }?;
     let len = list.get_array_length()?;
     if len == 0 {
-        return Err(invalid_value(
-            "clients",
-            "it must name at least one Redis server",
-        ));
+        return Err(invalid_value("clients", "it must name at least one Redis server").into());
     }
     let mut nodes: Vec<NodeConfig> = Vec::with_capacity(len as usize);
     for i in 0..len {
@@ -41,22 +42,12 @@ pub fn nodes(value: &Unknown, db: Option<u32>) -> Result<Vec<NodeConfig>> {
         if let (Some(db), false) = (db, node.is_cluster()) {
             node.db = i64::from(db);
         }
-        node.check().map_err(|e| refused(e, &name))?;
-        if let Some(j) = nodes.iter().position(|n| n.same_database(&node)) {
-            return Err(invalid_value(
-                &name,
-                &format!(
-                    "it reaches the same server and database as clients[{j}] ({}); each member of the quorum must be a distinct server",
-                    node.label()
-                ),
-            ));
-        }
         nodes.push(node);
     }
     Ok(nodes)
 }
 
-fn entry(value: &Unknown, name: &str) -> Result<NodeConfig> {
+fn entry(value: &Unknown, name: &str) -> Checked<NodeConfig> {
     if value.get_type()? == ValueType::String {
         return from_url(&string(value, name)?, name);
     }
@@ -92,14 +83,15 @@ fn entry(value: &Unknown, name: &str) -> Result<NodeConfig> {
             None => Err(invalid_value(
                 name,
                 "this client object has no readable connection options",
-            )),
+            )
+            .into()),
         };
     }
     from_options(&entry, name)
 }
 
 /// The database an ioredis client has selected since it connected (`condition.select`).
-fn selected_db(client: &Object) -> Result<Option<i64>> {
+fn selected_db(client: &Object) -> Checked<Option<i64>> {
     let Some(condition) = field(client, "condition")? else {
         return Ok(None);
     };
@@ -124,7 +116,7 @@ fn selected_db(client: &Object) -> Result<Option<i64>> {
 /// with), node-redis cluster options (`rootNodes`, `defaults`), or options with
 /// `cluster: true` (startup nodes in `nodes`, `startupNodes`, or the entry's own `host` and
 /// `port`) or `cluster: { nodes }`.
-fn cluster_entry(entry: &Object, name: &str) -> Result<Option<NodeConfig>> {
+fn cluster_entry(entry: &Object, name: &str) -> Checked<Option<NodeConfig>> {
     let at = |key: &str| format!("{name}.{key}");
     if let Some(flag) = field(entry, "isCluster")? {
         if flag.get_type()? == ValueType::Boolean && unsafe { flag.cast::<bool>() }? {
@@ -159,7 +151,8 @@ fn cluster_entry(entry: &Object, name: &str) -> Result<Option<NodeConfig>> {
             return Err(invalid_value(
                 name,
                 "this node-redis cluster has no readable options (rootNodes)",
-            ));
+            )
+            .into());
         };
         let options = object(&options, &at("_options"))?;
         return node_redis_cluster(&options, &at("_options")).map(Some);
@@ -202,7 +195,7 @@ fn cluster_entry(entry: &Object, name: &str) -> Result<Option<NodeConfig>> {
 }
 
 /// node-redis `createCluster` options: `rootNodes`, with `defaults` for every node.
-fn node_redis_cluster(options: &Object, name: &str) -> Result<NodeConfig> {
+fn node_redis_cluster(options: &Object, name: &str) -> Checked<NodeConfig> {
     let seeds = required(options, "rootNodes", name)?;
     let defaults = match field(options, "defaults")? {
         Some(d) => Some(object(&d, &format!("{name}.defaults"))?),
@@ -221,7 +214,7 @@ fn node_redis_cluster(options: &Object, name: &str) -> Result<NodeConfig> {
 /// Where to reach the nodes a cluster announces at other addresses: ioredis's `natMap` or
 /// node-redis's `nodeAddressMap`, an object from `"host:port"` (as announced) to
 /// `{ host, port }`. A function cannot run in the native engine and is refused.
-fn address_map(options: &Object, name: &str) -> Result<AddressMap> {
+fn address_map(options: &Object, name: &str) -> Checked<AddressMap> {
     let mut map = Vec::new();
     for key in ["natMap", "nodeAddressMap"] {
         let Some(value) = field(options, key)? else {
@@ -232,7 +225,7 @@ fn address_map(options: &Object, name: &str) -> Result<AddressMap> {
             return Err(invalid_value(
                 &name,
                 "a function cannot run in the native engine; give an object of \"host:port\": { host, port }",
-            ));
+            ).into());
         }
         let entries = object(&value, &name)?;
         let keys = entries.get_property_names()?;
@@ -259,12 +252,10 @@ fn address_map(options: &Object, name: &str) -> Result<AddressMap> {
     Ok(map)
 }
 
-fn required<'a>(entry: &Object<'a>, key: &str, name: &str) -> Result<Unknown<'a>> {
+fn required<'a>(entry: &Object<'a>, key: &str, name: &str) -> Checked<Unknown<'a>> {
     field(entry, key)?.ok_or_else(|| {
-        invalid_value(
-            name,
-            &format!("a Redis Cluster entry needs its startup nodes in '{key}'"),
-        )
+        let why = format!("a Redis Cluster entry needs its startup nodes in '{key}'");
+        Refused::from(invalid_value(name, &why))
     })
 }
 
@@ -275,13 +266,11 @@ fn cluster(
     seeds: &Unknown,
     seeds_name: &str,
     options: Option<(&Object, &str)>,
-) -> Result<NodeConfig> {
+) -> Checked<NodeConfig> {
     if seeds.get_type()? != ValueType::Object || !seeds.is_array()? {
-        return Err(invalid_type(
-            seeds_name,
-            "an array of the cluster's startup nodes",
-            seeds,
-        ));
+        return Err(
+            invalid_type(seeds_name, "an array of the cluster's startup nodes", seeds).into(),
+        );
     }
     // SAFETY: checked to be an array just above.
     let list = unsafe { seeds.cast::<Object>() }?;
@@ -290,7 +279,8 @@ fn cluster(
         return Err(invalid_value(
             seeds_name,
             "it must name at least one startup node of the cluster",
-        ));
+        )
+        .into());
     }
     let mut nodes = Vec::with_capacity(len as usize);
     for i in 0..len {
@@ -304,7 +294,8 @@ fn cluster(
         return Err(invalid_value(
             seeds_name,
             "the startup nodes of one cluster must all use TLS (rediss://) or none",
-        ));
+        )
+        .into());
     }
     let mut member = match options {
         Some((options, name)) => from_options(options, name)?,
@@ -334,7 +325,7 @@ fn cluster(
 }
 
 /// One startup node: a URL, `host:port`, a port number, or an options object.
-fn seed(value: &Unknown, name: &str) -> Result<NodeConfig> {
+fn seed(value: &Unknown, name: &str) -> Checked<NodeConfig> {
     match value.get_type()? {
         ValueType::Number => {
             let port = integer(value, name, 1.0, 65535.0)? as u16;
@@ -352,7 +343,7 @@ fn seed(value: &Unknown, name: &str) -> Result<NodeConfig> {
                 .filter(|p| *p > 0)
                 .ok_or_else(|| invalid_value(name, "it must be a URL or host:port"))?;
             if host.is_empty() {
-                return Err(invalid_value(name, "it has no host"));
+                return Err(invalid_value(name, "it has no host").into());
             }
             Ok(NodeConfig::new(host, port))
         }
@@ -360,17 +351,16 @@ fn seed(value: &Unknown, name: &str) -> Result<NodeConfig> {
     }
 }
 
-fn from_url(url: &str, name: &str) -> Result<NodeConfig> {
-    NodeConfig::from_url(url).map_err(|e| refused(e, name))
+fn from_url(url: &str, name: &str) -> Checked<NodeConfig> {
+    NodeConfig::from_url(url).map_err(|e| refused(&e, name).into())
 }
 
-fn refused(error: NodeConfigError, name: &str) -> napi::Error {
-    match error {
-        NodeConfigError::BadUrl(why) | NodeConfigError::BadTls(why) => invalid_value(name, why),
-    }
+/// A configuration the engine refused, as the argument `name`.
+pub fn refused(error: &NodeConfigError, name: &str) -> Refusal {
+    invalid_value(name, &error.to_string())
 }
 
-fn from_options(options: &Object, name: &str) -> Result<NodeConfig> {
+fn from_options(options: &Object, name: &str) -> Checked<NodeConfig> {
     let mut node = match field(options, "url")? {
         Some(url) => from_url(
             &string(&url, &format!("{name}.url"))?,
@@ -387,20 +377,14 @@ fn from_options(options: &Object, name: &str) -> Result<NodeConfig> {
         if let Some(host) = field(place, "host")? {
             node.host = string(&host, &format!("{name}.host"))?;
             if node.host.is_empty() {
-                return Err(invalid_value(
-                    &format!("{name}.host"),
-                    "it must not be empty",
-                ));
+                return Err(invalid_value(&format!("{name}.host"), "it must not be empty").into());
             }
         }
         if let Some(port) = field(place, "port")? {
             node.port = integer(&port, &format!("{name}.port"), 1.0, 65535.0)? as u16;
         }
         if field(place, "path")?.is_some() {
-            return Err(invalid_value(
-                name,
-                "Unix socket paths are not supported yet",
-            ));
+            return Err(invalid_value(name, "Unix socket paths are not supported yet").into());
         }
     }
     if let Some(tls) = field(options, "tls")? {
@@ -443,7 +427,7 @@ fn from_options(options: &Object, name: &str) -> Result<NodeConfig> {
 }
 
 /// Node's `tls.connect` options, from `options` (or the defaults when there are none).
-fn tls_options(options: Option<&Object>, name: &str) -> Result<TlsConfig> {
+fn tls_options(options: Option<&Object>, name: &str) -> Checked<TlsConfig> {
     let mut tls = TlsConfig::default();
     let Some(options) = options else {
         return Ok(tls);
@@ -469,7 +453,7 @@ fn tls_options(options: Option<&Object>, name: &str) -> Result<TlsConfig> {
         ),
     ] {
         if field(options, key)?.is_some() {
-            return Err(invalid_value(&format!("{name}.{key}"), why));
+            return Err(invalid_value(&format!("{name}.{key}"), why).into());
         }
     }
     Ok(tls)
@@ -477,11 +461,11 @@ fn tls_options(options: Option<&Object>, name: &str) -> Result<TlsConfig> {
 
 /// PEM text from a string, a Buffer, or an array of them (concatenated), as Node's TLS
 /// options accept. Never echoed in an error.
-fn pem(value: Option<Unknown>, name: &str) -> Result<Option<Vec<u8>>> {
+fn pem(value: Option<Unknown>, name: &str) -> Checked<Option<Vec<u8>>> {
     let Some(value) = value else {
         return Ok(None);
     };
-    let one = |value: &Unknown, name: &str| -> Result<Vec<u8>> {
+    let one = |value: &Unknown, name: &str| -> Checked<Vec<u8>> {
         if value.get_type()? == ValueType::String {
             return Ok(string(value, name)?.into_bytes());
         }
@@ -490,11 +474,7 @@ fn pem(value: Option<Unknown>, name: &str) -> Result<Option<Vec<u8>>> {
             let bytes = unsafe { value.cast::<BufferSlice>() }?;
             return Ok(bytes.to_vec());
         }
-        Err(invalid_type(
-            name,
-            "a PEM string, a Buffer, or an array of them",
-            value,
-        ))
+        Err(invalid_type(name, "a PEM string, a Buffer, or an array of them", value).into())
     };
     if value.get_type()? == ValueType::Object && value.is_array()? {
         // SAFETY: checked to be an array just above.

@@ -1,7 +1,8 @@
 //! The napi binding of redlock-rs: the classes `Redlock` and `Lock` over the engine in
 //! `redlock-core`. This crate checks arguments and converts values; no algorithm lives here.
-//! Every promise resolves with an [`outcome::Outcome`]; the handwritten `index.js` turns a
-//! failed outcome into an error of the caller's realm.
+//! Every promise resolves with an [`outcome::Outcome`]; a refused call throws a
+//! [`outcome::Failure`]. The handwritten `index.js` turns either into an error of the
+//! caller's realm, in one function.
 
 mod args;
 mod clients;
@@ -16,8 +17,14 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Result};
 use napi_derive::napi;
 
-use outcome::{failure, stats, Operation, Outcome};
+use args::Checked;
+use outcome::{failure, stats, Failure, Outcome};
 use settings::Settings;
+
+/// Runs the checks of a call: a refusal is thrown as a [`Failure`].
+fn checked<T>(env: &Env, check: impl FnOnce() -> Checked<T>) -> Result<T> {
+    check().map_err(|refused| Failure::throw(env, refused))
+}
 
 /// A Redlock client over N independent Redis masters. Opens no connection until its first
 /// operation.
@@ -35,16 +42,27 @@ impl Redlock {
     /// node-redlock's meaning, and others could not be made safe.
     #[napi(constructor)]
     pub fn new(
+        env: &Env,
         clients: Unknown,
         settings: Option<Unknown>,
         scripts: Option<Unknown>,
     ) -> Result<Self> {
+        checked(env, || Redlock::create(clients, settings, scripts))
+    }
+
+    fn create(
+        clients: Unknown,
+        settings: Option<Unknown>,
+        scripts: Option<Unknown>,
+    ) -> Checked<Self> {
         if args::given(scripts).is_some() {
-            return Err(args::invalid_value("scripts", settings::CUSTOM_SCRIPTS));
+            return Err(args::invalid_value("scripts", settings::CUSTOM_SCRIPTS).into());
         }
         let settings = Settings::new(settings)?;
         let nodes = clients::nodes(&clients, settings.db)?;
-        let engine = redlock_core::Redlock::new(nodes);
+        let engine = redlock_core::Redlock::new(nodes).map_err(|refused| {
+            clients::refused(&refused.error, &format!("clients[{}]", refused.node))
+        })?;
         let labels = engine
             .nodes()
             .iter()
@@ -72,11 +90,19 @@ impl Redlock {
     /// Throws unless a lock of `duration` ms can be extended automatically with `settings`
     /// (checked before `using` acquires anything).
     #[napi]
-    pub fn check_auto_extension(&self, duration: Unknown, settings: Option<Unknown>) -> Result<()> {
-        let duration = args::duration(&duration, "duration")?;
-        self.settings
-            .merge(settings, "settings")?
-            .check_extension_threshold(duration)
+    pub fn check_auto_extension(
+        &self,
+        env: &Env,
+        duration: Unknown,
+        settings: Option<Unknown>,
+    ) -> Result<()> {
+        checked(env, || {
+            let duration = args::duration(&duration, "duration")?;
+            self.settings
+                .merge(settings, "settings")?
+                .watch(duration, None)?;
+            Ok(())
+        })
     }
 
     /// Acquires a lock on `resources` (a name or a list of names) for `duration` ms.
@@ -89,22 +115,25 @@ impl Redlock {
         settings: Option<Unknown>,
         cancellation: Option<&Cancellation>,
     ) -> Result<PromiseRaw<'env, Outcome>> {
-        let resources = args::resources(&resources, "resources")?;
-        let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
-        let settings = self.settings.merge(settings, "settings")?.to_core();
-        self.check_slots(&resources, settings.fencing, "resources")?;
+        let (resources, ttl, settings) = checked(env, || {
+            let resources = args::resources(&resources, "resources")?;
+            let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
+            let settings = self.settings.merge(settings, "settings")?.to_core();
+            self.check_slots(&resources, settings.fencing, "resources")?;
+            Ok((resources, ttl, settings))
+        })?;
         let (engine, labels, keys) = (self.engine.clone(), self.labels.clone(), resources.len());
         let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
         env.spawn_future(async move {
             let acquired = engine.acquire_cancellable(resources, ttl, &settings, &cancel);
             Ok(match acquired.await {
                 Ok(lock) => Outcome {
-                    attempts: stats(&lock.attempts(), &labels, Operation::Acquire, keys),
+                    attempts: stats(&lock.attempts(), &labels, keys),
                     lock: Some(Lock { inner: lock }),
                     nodes_held: None,
                     error: None,
                 },
-                Err(e) => failure(&e, &labels, Operation::Acquire, keys),
+                Err(e) => failure(&e, &labels, keys),
             })
         })
     }
@@ -118,24 +147,22 @@ impl Redlock {
         duration: Unknown,
         settings: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, Outcome>> {
-        self.check_owner(lock)?;
-        let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
-        let settings = self.settings.merge(settings, "settings")?.to_core();
+        let (ttl, settings) = checked(env, || {
+            self.check_owner(lock)?;
+            let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
+            Ok((ttl, self.settings.merge(settings, "settings")?.to_core()))
+        })?;
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
         env.spawn_future(async move {
+            let keys = lock.resources.len();
             Ok(match engine.extend(&lock, ttl, &settings).await {
                 Ok(()) => Outcome {
-                    attempts: stats(
-                        &lock.attempts(),
-                        &labels,
-                        Operation::Extend,
-                        lock.resources.len(),
-                    ),
+                    attempts: stats(&lock.attempts(), &labels, keys),
                     lock: Some(Lock { inner: lock }),
                     nodes_held: None,
                     error: None,
                 },
-                Err(e) => failure(&e, &labels, Operation::Extend, lock.resources.len()),
+                Err(e) => failure(&e, &labels, keys),
             })
         })
     }
@@ -148,23 +175,21 @@ impl Redlock {
         lock: &Lock,
         settings: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, Outcome>> {
-        self.check_owner(lock)?;
-        let settings = self.settings.merge(settings, "settings")?.to_core();
+        let settings = checked(env, || {
+            self.check_owner(lock)?;
+            Ok(self.settings.merge(settings, "settings")?.to_core())
+        })?;
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
         env.spawn_future(async move {
+            let keys = lock.resources.len();
             Ok(match engine.release(&lock, &settings).await {
                 Ok(released) => Outcome {
-                    attempts: stats(
-                        &released.attempts,
-                        &labels,
-                        Operation::Release,
-                        lock.resources.len(),
-                    ),
+                    attempts: stats(&released.attempts, &labels, keys),
                     lock: None,
                     nodes_held: Some(released.nodes_held as u32),
                     error: None,
                 },
-                Err(e) => failure(&e, &labels, Operation::Release, lock.resources.len()),
+                Err(e) => failure(&e, &labels, keys),
             })
         })
     }
@@ -173,15 +198,16 @@ impl Redlock {
     /// `releaseLock(resource, id)` and `renewLock(resource, id, ttl)`. Its expiration is
     /// not known here, so an extension is checked against the nodes only.
     #[napi]
-    pub fn lock_by_id(&self, resources: Unknown, id: Unknown) -> Result<Lock> {
-        let resources = args::resources(&resources, "resource")?;
-        self.check_slots(&resources, false, "resource")?;
-        let id = args::string(&id, "lockId")?;
-        if id.is_empty() {
-            return Err(args::invalid_value("lockId", "it must not be empty"));
-        }
-        Ok(Lock {
-            inner: self.engine.lock_by_value(resources, id, u64::MAX),
+    pub fn lock_by_id(&self, env: &Env, resources: Unknown, id: Unknown) -> Result<Lock> {
+        checked(env, || {
+            let resources = args::resources(&resources, "resource")?;
+            self.check_slots(&resources, false, "resource")?;
+            let id = args::string(&id, "lockId")?;
+            if id.is_empty() {
+                return Err(args::invalid_value("lockId", "it must not be empty").into());
+            }
+            let inner = self.engine.lock_by_value(resources, id, u64::MAX);
+            Ok(Lock { inner })
         })
     }
 
@@ -192,25 +218,23 @@ impl Redlock {
     #[napi]
     pub fn watch(
         &self,
+        env: &Env,
         lock: &Lock,
         duration: Unknown,
         settings: Option<Unknown>,
         max_hold: Option<Unknown>,
         on_lost: Function<Outcome, ()>,
     ) -> Result<Watchdog> {
-        self.check_owner(lock)?;
-        let ttl = args::duration(&duration, "duration")?;
-        let settings = self.settings.merge(settings, "settings")?;
-        settings.check_extension_threshold(ttl)?;
-        let max_hold = match args::given(max_hold) {
-            Some(v) => Some(Duration::from_millis(args::duration(&v, "maxHold")?)),
-            None => None,
-        };
-        let watch = redlock_core::Watch {
-            ttl: Duration::from_millis(ttl),
-            threshold: Duration::from_secs_f64(settings.automatic_extension_threshold / 1000.0),
-            max_hold,
-        };
+        let (watch, settings) = checked(env, || {
+            self.check_owner(lock)?;
+            let ttl = args::duration(&duration, "duration")?;
+            let settings = self.settings.merge(settings, "settings")?;
+            let max_hold = match args::given(max_hold) {
+                Some(v) => Some(Duration::from_millis(args::duration(&v, "maxHold")?)),
+                None => None,
+            };
+            Ok((settings.watch(ttl, max_hold)?, settings))
+        })?;
         let tsfn = on_lost
             .build_threadsafe_function::<Outcome>()
             .callee_handled::<false>()
@@ -225,7 +249,7 @@ impl Redlock {
                     redlock_core::Lost::Failed(error) => error,
                     redlock_core::Lost::MaxHold => redlock_core::Error::MaxHold,
                 };
-                let outcome = failure(&error, &labels, Operation::Extend, keys);
+                let outcome = failure(&error, &labels, keys);
                 tsfn.call(outcome, ThreadsafeFunctionCallMode::NonBlocking);
             })
         });
@@ -258,36 +282,33 @@ impl Redlock {
 
     /// Refuses, before anything is sent, a lock whose keys a Redis Cluster member could not
     /// take in one script (`RangeError`, `ERR_REDLOCK_CROSS_SLOT`).
-    fn check_slots(&self, resources: &[String], fencing: bool, name: &str) -> Result<()> {
+    fn check_slots(&self, resources: &[String], fencing: bool, name: &str) -> Checked<()> {
         match self.engine.cross_slot(resources, fencing) {
             None => Ok(()),
-            Some(cross) => Err(args::cross_slot(
-                name,
-                &format!("clients[{}] ({})", cross.node, self.labels[cross.node]),
-                &cross,
-            )),
+            Some(cross) => {
+                let member = format!("clients[{}] ({})", cross.node, self.labels[cross.node]);
+                Err(args::cross_slot(name, &member, &cross).into())
+            }
         }
     }
 
-    fn check_owner(&self, lock: &Lock) -> Result<()> {
-        if self.engine.owns(&lock.inner) {
-            Ok(())
-        } else {
-            Err(args::invalid_value(
-                "lock",
-                "it was acquired by another Redlock",
-            ))
+    fn check_owner(&self, lock: &Lock) -> Checked<()> {
+        match self.engine.owns(&lock.inner) {
+            true => Ok(()),
+            false => {
+                let why = "it was acquired by another Redlock";
+                Err(args::invalid_value("lock", why).into())
+            }
         }
     }
 
     /// Stops every operation under way, lets requests already sent finish (at most twice the
-    /// request timeout), then closes every connection; operations afterwards fail with
-    /// `ERR_REDLOCK_CLOSED`.
+    /// request timeout, at most 5 s), then closes every connection; operations afterwards
+    /// fail with `ERR_REDLOCK_CLOSED`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn quit<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let engine = self.engine.clone();
-        let grace =
-            Duration::from_secs_f64((2.0 * self.settings.request_timeout / 1000.0).min(5.0));
+        let grace = self.settings.to_core().quit_grace();
         env.spawn_future(async move {
             engine.quit(grace).await;
             Ok(())
@@ -397,5 +418,44 @@ impl Lock {
             u64::MAX => f64::INFINITY,
             ms => ms as f64,
         }
+    }
+}
+
+/// A wrong type found by the front door (a `signal`, a `lock`, a `routine`), as the same
+/// [`Failure`] the binding's own checks make: one format for every refused argument.
+#[napi]
+pub fn invalid_type(name: String, expected: String, value: Unknown) -> Failure {
+    Failure::from(args::invalid_type(&name, &expected, &value))
+}
+
+/// What a reader of every member's keys can tell of one resource (the engine's quorum rule,
+/// for the `redlock inspect` command).
+#[napi(object)]
+pub struct Verdict {
+    /// `held` (one value on a quorum), `free`, `split` (held, but by no value on a quorum),
+    /// or `unknown` (fewer than a quorum answered).
+    pub state: String,
+    /// With `held`: the index in `holders` of the value that holds the quorum.
+    pub holder: Option<u32>,
+    /// How many members must agree.
+    pub quorum: u32,
+}
+
+/// The verdict over `membership` members, of which `answered` answered, and `holders[i]`
+/// hold the keys with the i-th value seen.
+#[napi]
+pub fn verdict(membership: u32, answered: u32, holders: Vec<u32>) -> Verdict {
+    use redlock_core::quorum;
+    let counts: Vec<usize> = holders.iter().map(|&n| n as usize).collect();
+    let (state, holder) = match quorum::verdict(membership as usize, answered as usize, &counts) {
+        quorum::Verdict::Held { holder } => ("held", Some(holder as u32)),
+        quorum::Verdict::Free => ("free", None),
+        quorum::Verdict::Split => ("split", None),
+        quorum::Verdict::Unknown => ("unknown", None),
+    };
+    Verdict {
+        state: state.to_owned(),
+        holder,
+        quorum: quorum::quorum_size(membership as usize) as u32,
     }
 }

@@ -1,11 +1,15 @@
-//! What an operation resolves with, as plain JavaScript data: a lock, a release count, or a
-//! failure with its stable code and every attempt's votes. The front door turns a failure
-//! into an instance of the matching error class, so that errors are made in the caller's
-//! realm. Node names are `host:port/db`, never with credentials.
+//! What crosses to JavaScript: an operation's outcome as plain data (a lock, a release count,
+//! or a failure, with every attempt's votes), and the one shape of every failure, a
+//! [`Failure`], whether an operation failed in the engine or an argument was refused. The
+//! front door turns a `Failure` into an instance of the matching error class, so that errors
+//! are made in the caller's realm. Node names are `host:port/db`, never with credentials.
 
+use napi::bindgen_prelude::{JavaScriptClassExt, JsObjectValue, JsValue};
+use napi::Env;
 use napi_derive::napi;
-use redlock_core::{Attempt, Error, Vote};
+use redlock_core::{Against, Attempt, Error};
 
+use crate::args::{Kind, Refusal, Refused};
 use crate::Lock;
 
 /// The answer of `acquire`, `extend` or `release`.
@@ -21,13 +25,76 @@ pub struct Outcome {
     pub error: Option<Failure>,
 }
 
-/// A failed operation.
-#[napi(object)]
+/// Why a call failed, as data: thrown by a refused call, or carried by a failed outcome.
+#[napi]
 pub struct Failure {
-    /// Stable code, e.g. `ERR_REDLOCK_RESOURCE_LOCKED`.
+    /// Stable code, e.g. `ERR_REDLOCK_RESOURCE_LOCKED` or `ERR_INVALID_ARG_TYPE`.
     pub code: String,
+    /// The JavaScript class it becomes: `TypeError` or `RangeError` (a refused argument),
+    /// `ExecutionError` (the class its code names), `AbortError`, or `Error` (a failure of
+    /// the binding itself, `ERR_REDLOCK_INTERNAL`).
+    pub kind: String,
     /// What happened, in words.
     pub message: String,
+    /// The refused argument, as the message names it.
+    pub argument: Option<String>,
+}
+
+impl Failure {
+    /// The failure of an operation.
+    pub fn of(error: &Error, labels: &[String]) -> Failure {
+        let kind = match error {
+            Error::Aborted { .. } => "AbortError",
+            _ => "ExecutionError",
+        };
+        Failure {
+            code: error.code().to_owned(),
+            kind: kind.to_owned(),
+            message: error.message(|node| labels[node].clone()),
+            argument: None,
+        }
+    }
+
+    /// What a refused call throws: the refusal as a `Failure`; an exception JavaScript threw
+    /// (a getter of the caller's) as it is; an error napi reported as `ERR_REDLOCK_INTERNAL`.
+    pub fn throw(env: &Env, refused: Refused) -> napi::Error {
+        let failure = match refused {
+            Refused::Argument(refusal) => Failure::from(refusal),
+            Refused::Thrown(error) if error.status == napi::Status::PendingException => {
+                return error
+            }
+            Refused::Thrown(error) => Failure {
+                code: "ERR_REDLOCK_INTERNAL".to_owned(),
+                kind: "Error".to_owned(),
+                message: error.reason.clone(),
+                argument: None,
+            },
+        };
+        // napi throws only Error objects as they are: the failure rides on one, as its
+        // `failure`.
+        let thrown = || -> napi::Result<napi::Error> {
+            let reason = napi::Error::from_reason(failure.message.clone());
+            let mut error = env.create_error(reason)?;
+            error.set_named_property("failure", failure.into_instance(env)?)?;
+            Ok(napi::Error::from(error.to_unknown()))
+        };
+        thrown().unwrap_or_else(|error| error)
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Self {
+        let kind = match refusal.kind {
+            Kind::Type => "TypeError",
+            Kind::Range => "RangeError",
+        };
+        Failure {
+            code: refusal.code.to_owned(),
+            kind: kind.to_owned(),
+            message: refusal.message,
+            argument: Some(refusal.argument),
+        }
+    }
 }
 
 /// The votes of one attempt.
@@ -37,9 +104,9 @@ pub struct AttemptStats {
     pub membership_size: u32,
     /// How many had to be for.
     pub quorum_size: u32,
-    /// The nodes that voted for.
+    /// The nodes whose votes counted towards the quorum.
     pub votes_for: Vec<String>,
-    /// The nodes that voted against, and why. Nodes that had not answered when the attempt
+    /// The nodes whose votes did not, and why. Nodes that had not answered when the attempt
     /// was decided appear in neither list.
     pub votes_against: Vec<VoteAgainst>,
 }
@@ -55,26 +122,8 @@ pub struct VoteAgainst {
     pub message: String,
 }
 
-/// Which operation the votes were cast in: a release counts every node that answered.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Acquire,
-    Extend,
-    Release,
-}
-
-/// The one place where the engine's results become JavaScript data. `resources` is how many
-/// keys the lock has: a node that refused says, in node-redlock's words, to how many of them
-/// the operation was applied.
-pub fn stats(
-    attempts: &[Attempt],
-    labels: &[String],
-    op: Operation,
-    resources: usize,
-) -> Vec<AttemptStats> {
-    // The scripts apply to all of a lock's keys or none.
-    let applied_to_none =
-        format!("The operation was applied to: 0 of the {resources} requested resources.");
+/// The engine's attempts as JavaScript data. `resources` is how many keys the lock has.
+pub fn stats(attempts: &[Attempt], labels: &[String], resources: usize) -> Vec<AttemptStats> {
     attempts
         .iter()
         .map(|attempt| {
@@ -86,56 +135,26 @@ pub fn stats(
             };
             for (node, vote) in &attempt.votes {
                 let node = labels[*node].clone();
-                let (code, message) = match vote {
-                    Vote::For => {
-                        stats.votes_for.push(node);
-                        continue;
-                    }
-                    Vote::NotHeld if op == Operation::Release => {
-                        stats.votes_for.push(node);
-                        continue;
-                    }
-                    Vote::Held => ("ERR_REDLOCK_RESOURCE_LOCKED", applied_to_none.clone()),
-                    Vote::NotHeld => ("ERR_REDLOCK_LOCK_EXPIRED", applied_to_none.clone()),
-                    Vote::Failed(e) => (e.code(), e.to_string()),
-                };
-                stats.votes_against.push(VoteAgainst {
-                    node,
-                    code: code.to_owned(),
-                    message,
-                });
+                match Against::of(vote, attempt.counting, resources) {
+                    None => stats.votes_for.push(node),
+                    Some(Against { code, message }) => stats.votes_against.push(VoteAgainst {
+                        node,
+                        code: code.to_owned(),
+                        message,
+                    }),
+                }
             }
             stats
         })
         .collect()
 }
 
-/// A failed operation's outcome. The message names the nodes that failed on the last
-/// attempt and why (unreachable, TLS, authentication), so that a misconfigured node shows
-/// in the error itself.
-pub fn failure(error: &Error, labels: &[String], op: Operation, resources: usize) -> Outcome {
-    let mut message = error.to_string();
-    let failed: Vec<String> = error
-        .attempts()
-        .last()
-        .map(|a| a.votes.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|(node, vote)| match vote {
-            Vote::Failed(e) => Some(format!("{}: {e}", labels[*node])),
-            _ => None,
-        })
-        .collect();
-    if !failed.is_empty() {
-        message = format!("{message} Failed nodes: {}.", failed.join("; "));
-    }
+/// A failed operation's outcome.
+pub fn failure(error: &Error, labels: &[String], resources: usize) -> Outcome {
     Outcome {
         lock: None,
         nodes_held: None,
-        attempts: stats(error.attempts(), labels, op, resources),
-        error: Some(Failure {
-            code: error.code().to_owned(),
-            message,
-        }),
+        attempts: stats(error.attempts(), labels, resources),
+        error: Some(Failure::of(error, labels)),
     }
 }

@@ -5,12 +5,13 @@ use std::time::Duration;
 use napi::bindgen_prelude::{
     JsObjectValue, KeyCollectionMode, KeyConversion, KeyFilter, Object, Unknown,
 };
-use napi::{Result, ValueType};
+use napi::ValueType;
 use napi_derive::napi;
-use redlock_core::RetryStrategy;
+use redlock_core::{RetryStrategy, Watch};
 
 use crate::args::{
-    boolean, bounded, field, integer, invalid_value, object, out_of_range, string, MAX_DB, MAX_MS,
+    boolean, bounded, field, integer, invalid_value, object, out_of_range, string, Checked, MAX_DB,
+    MAX_MS,
 };
 
 /// How a `Redlock` behaves. Every field may be given to the constructor and overridden
@@ -56,19 +57,32 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// The engine's defaults ([`redlock_core::Settings::default`], [`Watch::DEFAULT_THRESHOLD`]).
     fn default() -> Self {
+        let core = redlock_core::Settings::default();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let (strategy, delay, jitter, max_delay) = match core.retry {
+            RetryStrategy::Fixed { delay, jitter } => {
+                ("fixed", delay, jitter, RetryStrategy::MAX_DELAY)
+            }
+            RetryStrategy::Exponential {
+                delay,
+                max_delay,
+                jitter,
+            } => ("exponential", delay, jitter, max_delay),
+        };
         Settings {
-            drift_factor: 0.01,
-            retry_count: 10,
-            retry_delay: 200.0,
-            retry_jitter: 100.0,
-            retry_strategy: "fixed".into(),
-            max_retry_delay: 5000.0,
-            request_timeout: 500.0,
-            automatic_extension_threshold: 500.0,
-            wake_on_release: true,
-            acquire_timeout: None,
-            fencing: false,
+            drift_factor: core.drift_factor,
+            retry_count: core.retry_count.map_or(-1, i64::from),
+            retry_delay: ms(delay),
+            retry_jitter: ms(jitter),
+            retry_strategy: strategy.into(),
+            max_retry_delay: ms(max_delay),
+            request_timeout: ms(core.request_timeout),
+            automatic_extension_threshold: ms(Watch::DEFAULT_THRESHOLD),
+            wake_on_release: core.wake_on_release,
+            acquire_timeout: core.acquire_timeout.map(ms),
+            fencing: core.fencing,
             db: None,
         }
     }
@@ -103,17 +117,17 @@ pub enum Given {
 
 impl Settings {
     /// The constructor's settings: the defaults with the fields given in `value` replaced.
-    pub fn new(value: Option<Unknown>) -> Result<Settings> {
+    pub fn new(value: Option<Unknown>) -> Checked<Settings> {
         Settings::default().merge_given(value, "settings", Given::Constructor)
     }
 
     /// These settings with the fields given in `value` (an object, or undefined) for one
     /// call replaced.
-    pub fn merge(&self, value: Option<Unknown>, name: &str) -> Result<Settings> {
+    pub fn merge(&self, value: Option<Unknown>, name: &str) -> Checked<Settings> {
         self.merge_given(value, name, Given::Call)
     }
 
-    fn merge_given(&self, value: Option<Unknown>, name: &str, place: Given) -> Result<Settings> {
+    fn merge_given(&self, value: Option<Unknown>, name: &str, place: Given) -> Checked<Settings> {
         let mut merged = self.clone();
         let Some(value) = crate::args::given(value) else {
             return Ok(merged);
@@ -135,7 +149,7 @@ impl Settings {
                         KNOWN.join(", ")
                     ),
                 };
-                return Err(invalid_value(&at(&key), &why));
+                return Err(invalid_value(&at(&key), &why).into());
             }
         }
         if let Some(v) = field(&given, "driftFactor")? {
@@ -156,7 +170,8 @@ impl Settings {
                 return Err(invalid_value(
                     &at("retryStrategy"),
                     "it must be 'fixed' or 'exponential'",
-                ));
+                )
+                .into());
             }
             merged.retry_strategy = strategy;
         }
@@ -186,25 +201,30 @@ impl Settings {
                 return Err(invalid_value(
                     &at("db"),
                     "the database is chosen once, by the constructor's settings: every connection is opened on it",
-                ));
+                ).into());
             }
             merged.db = Some(db);
         }
         Ok(merged)
     }
 
-    /// Refuses an `automaticExtensionThreshold` that leaves less than 100 ms of a lock of
-    /// `duration` ms between two extensions, as node-redlock does.
-    pub fn check_extension_threshold(&self, duration: u64) -> Result<()> {
+    /// The watchdog of a lock of `duration` ms that these settings keep extended, refused
+    /// when its `automaticExtensionThreshold` leaves less than [`Watch::MIN_GAP`] of the
+    /// lock between two extensions, as node-redlock does.
+    pub fn watch(&self, duration: u64, max_hold: Option<Duration>) -> Checked<Watch> {
         let threshold = self.automatic_extension_threshold;
-        if threshold > duration as f64 - 100.0 {
-            return Err(out_of_range(
-                "settings.automaticExtensionThreshold",
-                &format!("at least 100 ms below the lock's duration ({duration})"),
-                threshold,
-            ));
+        let watch = Watch {
+            ttl: Duration::from_millis(duration),
+            threshold: Duration::from_secs_f64(threshold / 1000.0),
+            max_hold,
+        };
+        if !watch.leaves_gap() {
+            let gap = Watch::MIN_GAP.as_millis();
+            let rule = format!("at least {gap} ms below the lock's duration ({duration})");
+            let name = "settings.automaticExtensionThreshold";
+            return Err(out_of_range(name, &rule, threshold).into());
         }
-        Ok(())
+        Ok(watch)
     }
 
     /// The engine's view of these settings.
@@ -235,7 +255,7 @@ impl Settings {
 }
 
 /// The object's own enumerable string keys (symbols are not settings and are ignored).
-fn own_keys(object: &Object) -> Result<Vec<String>> {
+fn own_keys(object: &Object) -> Checked<Vec<String>> {
     let names = object.get_all_property_names(
         KeyCollectionMode::OwnOnly,
         KeyFilter::Enumerable,

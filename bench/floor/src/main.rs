@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, Value};
+use redlock_core::quorum::Tally;
 
 /// Compare-and-delete over all keys: deletes each key that still holds ARGV[1].
 const RELEASE: &str = r#"
@@ -143,7 +144,6 @@ impl Workload {
 /// The connections to the nodes and the commands' fixed parts.
 struct Nodes {
     connections: Vec<MultiplexedConnection>,
-    quorum: usize,
     release_sha: String,
     acquire_all_sha: String,
 }
@@ -164,7 +164,6 @@ impl Nodes {
             connections.push(connection);
         }
         Ok(Nodes {
-            quorum: connections.len() / 2 + 1,
             connections,
             release_sha: redis::Script::new(RELEASE).get_hash().to_owned(),
             acquire_all_sha: redis::Script::new(ACQUIRE_ALL).get_hash().to_owned(),
@@ -182,17 +181,12 @@ impl Nodes {
                 async move { connection.send_packed_command(cmd).await }
             })
             .collect();
-        let (mut votes_for, mut votes_against) = (0, 0);
+        // The engine's quorum rule: the floor differs in its work, not in its decisions.
+        let mut tally = Tally::new(self.connections.len());
         while let Some(answer) = answers.next().await {
-            match answer {
-                Ok(value) if granted(&value) => votes_for += 1,
-                _ => votes_against += 1,
-            }
-            if votes_for >= self.quorum {
-                return true;
-            }
-            if votes_against > self.connections.len() - self.quorum {
-                return false;
+            tally.count(matches!(answer, Ok(value) if granted(&value)));
+            if let Some(decided) = tally.decision() {
+                return decided;
             }
         }
         false
@@ -256,7 +250,7 @@ impl Client {
             ..redlock_core::Settings::default()
         };
         Client::Engine(
-            Box::new(redlock_core::Redlock::new(nodes.collect())),
+            Box::new(redlock_core::Redlock::new(nodes.collect()).expect("distinct servers")),
             settings,
         )
     }

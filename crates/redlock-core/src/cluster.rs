@@ -17,23 +17,23 @@
 //! - **Short retries.** TRYAGAIN (a multi-key script while its slot migrates) is retried
 //!   twice within 10 ms, not for over a second: a round waiting for this vote holds the
 //!   other nodes it won meanwhile.
-//! - **A lazy, shared connection** with the same short back-off after a failed connect as a
-//!   single node.
+//! - **A lazy, shared connection** ([`crate::link`]), as for a single node.
 //!
 //! Release notices are ordinary pub/sub messages, which a cluster forwards to every node, so
-//! [`crate::notice`] listens on one startup node at a time (see [`crate::node::Node::pubsub`]).
+//! [`crate::notice`] listens on one startup node at a time ([`ClusterMember::pubsub`]).
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig, NodeAddress};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, Slot};
 use redis::{ClientTlsConfig, TlsCertificates, TlsMode};
+use std::time::Duration;
 
-use crate::error::NodeError;
-use crate::node::NodeConfig;
-use crate::tls;
+use crate::config::NodeConfig;
+use crate::fault::NodeError;
+use crate::link::{self, Link};
+use crate::{fence, script, tls};
 
 /// How long one dial of a cluster node may take inside the cluster client (its own
 /// reconnects included); the caller's per-node timeout still bounds every request.
@@ -41,9 +41,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How many times the cluster client may retry one request: redirections count too.
 const RETRIES: u32 = 2;
-
-/// How long after a failed connect the cluster is not dialled again.
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The first of `keys` that Redis Cluster hashes to another slot than the first key (hash
 /// tags included), if any.
@@ -53,14 +50,57 @@ pub fn key_in_another_slot<K: AsRef<str>>(keys: &[K]) -> Option<&K> {
     rest.iter().find(|k| Slot::for_key(k.as_ref()) != slot)
 }
 
+/// Two keys of one lock that a cluster member would hash to different slots
+/// ([`cross_slot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossSlot {
+    /// The index of the cluster member.
+    pub node: usize,
+    /// The lock's first key, as that member names it (its key prefix included).
+    pub first: String,
+    /// A key in another slot.
+    pub other: String,
+    /// Whether `other` is a fencing counter rather than a lock key.
+    pub counter: bool,
+}
+
+/// Finds keys of a lock on `resources` that a cluster member of `members` could not take in
+/// one script: the first cluster member (by index) whose keys, and with `fencing` their
+/// counters, do not all hash to one slot, with two keys that differ. Checked before anything
+/// is sent; a cluster would answer CROSSSLOT.
+pub fn cross_slot<'a>(
+    members: impl IntoIterator<Item = &'a NodeConfig>,
+    resources: &[String],
+    fencing: bool,
+) -> Option<CrossSlot> {
+    for (index, member) in members.into_iter().enumerate() {
+        if !member.is_cluster() {
+            continue;
+        }
+        let keys: Vec<String> = resources.iter().map(|r| member.key(r)).collect();
+        let mut all = keys.clone();
+        if fencing {
+            all.extend(keys.iter().map(|k| fence::counter_key(k)));
+        }
+        if let Some(other) = key_in_another_slot(&all) {
+            return Some(CrossSlot {
+                node: index,
+                first: all[0].clone(),
+                counter: !keys.contains(other),
+                other: other.clone(),
+            });
+        }
+    }
+    None
+}
+
 /// The cluster client of one quorum member and its connection, opened on first use.
 pub(crate) struct ClusterMember {
     /// The client, or why it could not be built (the text names no secret).
     client: Result<ClusterClient, String>,
-    connection: Mutex<Option<ClusterConnection>>,
-    /// Held while connecting, so that concurrent requests share one connect.
-    connecting: tokio::sync::Mutex<()>,
-    last_failure: Mutex<Option<(Instant, NodeError)>>,
+    link: Link<ClusterConnection>,
+    /// The startup node that pub/sub tries next.
+    next_seed: AtomicUsize,
 }
 
 impl ClusterMember {
@@ -68,48 +108,74 @@ impl ClusterMember {
     pub(crate) fn new(config: &NodeConfig) -> Self {
         ClusterMember {
             client: build(config),
-            connection: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(()),
-            last_failure: Mutex::new(None),
+            link: Link::new(),
+            next_seed: AtomicUsize::new(0),
         }
     }
 
-    /// The shared connection, opened when there is none.
-    pub(crate) async fn connection(&self) -> Result<ClusterConnection, NodeError> {
-        if let Some(open) = lock(&self.connection).clone() {
-            return Ok(open);
-        }
-        let _gate = self.connecting.lock().await;
-        if let Some(open) = lock(&self.connection).clone() {
-            return Ok(open);
-        }
-        if let Some((at, error)) = lock(&self.last_failure).clone() {
-            if at.elapsed() < RECONNECT_BACKOFF {
-                return Err(error);
-            }
-        }
+    /// Runs `script` on the cluster's master for the keys' slot: the cluster client routes
+    /// it by its first key and follows redirections.
+    pub(crate) async fn eval(
+        &self,
+        script: &script::Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<redis::Value, NodeError> {
+        let (_, mut conn) = self.link.get(|| self.connect()).await?;
+        script::run(&mut conn, script, keys, args)
+            .await
+            .map_err(|e| link::request_failure(e, failure))
+    }
+
+    async fn connect(&self) -> Result<ClusterConnection, NodeError> {
         let client = self.client.as_ref().map_err(|why| {
             NodeError::Connection(format!("the cluster client cannot be built: {why}"))
         })?;
         let config = ClusterConfig::new().set_connection_timeout(CONNECT_TIMEOUT);
-        match client.get_async_connection_with_config(config).await {
-            Ok(conn) => {
-                load_scripts(&conn).await;
-                *lock(&self.last_failure) = None;
-                *lock(&self.connection) = Some(conn.clone());
-                Ok(conn)
-            }
-            Err(e) => {
-                let error = failure(&e);
-                *lock(&self.last_failure) = Some((Instant::now(), error.clone()));
-                Err(error)
-            }
-        }
+        let conn = client
+            .get_async_connection_with_config(config)
+            .await
+            .map_err(|e| failure(&e))?;
+        load_scripts(&conn).await;
+        Ok(conn)
     }
 
-    /// Drops the connection; the client's background task ends with it.
+    /// Pub/sub on a cluster: a cluster forwards every published message to all its nodes,
+    /// so one connection to any startup node hears all release notices. When that node
+    /// fails, the next call tries the next one.
+    pub(crate) async fn pubsub(
+        &self,
+        config: &NodeConfig,
+    ) -> Result<redis::aio::PubSub, NodeError> {
+        self.link.check_open()?;
+        let seeds = &config.cluster;
+        let first = self.next_seed.load(Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..seeds.len() {
+            let (host, port) = &seeds[(first + i) % seeds.len()];
+            let handshake = config.tls.as_ref().map(|t| t.handshake(host));
+            let opened = match link::open(host, *port, &handshake).await {
+                Ok(stream) => redis::aio::PubSub::new(&config.login(), stream)
+                    .await
+                    .map_err(|e| link::login_failure(config, e)),
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(pubsub) => {
+                    // Next time, after a failure of this one, start with the one after it.
+                    self.next_seed
+                        .store((first + i + 1) % seeds.len(), Ordering::Relaxed);
+                    return Ok(pubsub);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| NodeError::Connection("no startup node".into())))
+    }
+
+    /// Drops the connection (the client's background task ends with it) and refuses more.
     pub(crate) fn close(&self) {
-        lock(&self.connection).take();
+        self.link.close();
     }
 }
 
@@ -124,17 +190,15 @@ async fn load_scripts(conn: &ClusterConnection) {
         Some(ResponsePolicy::AllSucceeded),
     ));
     // All at once: one round trip to the nodes, not one per script.
-    let loads = crate::script::all().map(|script| {
+    let loads = script::all().map(|script| {
         let (mut conn, everywhere) = (conn.clone(), everywhere.clone());
-        let mut load = redis::cmd("SCRIPT");
-        load.arg("LOAD").arg(script.source);
-        async move { conn.route_command(load, everywhere).await }
+        async move { conn.route_command(script::load(script), everywhere).await }
     });
     futures_util::future::join_all(loads).await;
 }
 
 /// What a failed cluster connect or request means, in words that hold no secret.
-pub(crate) fn failure(error: &redis::RedisError) -> NodeError {
+fn failure(error: &redis::RedisError) -> NodeError {
     if error.kind() == redis::ErrorKind::AuthenticationFailed {
         return NodeError::Auth("the cluster refused the credentials".to_owned());
     }
@@ -221,10 +285,6 @@ fn build(config: &NodeConfig) -> Result<ClusterClient, String> {
     builder.build().map_err(|e| e.to_string())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,7 +301,7 @@ mod tests {
         assert!(same_slot(&["orders"]));
         // A counter named by fence::counter_key shares its key's slot.
         let key = "orders";
-        let counter = crate::fence::counter_key(key);
+        let counter = fence::counter_key(key);
         assert!(same_slot(&[key, counter.as_str()]));
         // So does the channel on which its release is announced.
         for key in ["orders", "{user:1}:cart", "a{b", "x{y}z{w}"] {

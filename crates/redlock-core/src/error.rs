@@ -6,95 +6,41 @@
 
 use std::fmt;
 
-/// Why one node could not vote for an operation.
+pub use crate::fault::NodeError;
+use crate::round::{Attempt, Counting, Vote};
+
+/// Why a node's vote did not count, as a caller is told it: a stable code and words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeError {
-    /// No answer within the per-node timeout.
-    Timeout,
-    /// The connection could not be opened, or broke.
-    Connection(String),
-    /// The node answered with an error.
-    Server(String),
-    /// The node refused to log in: a wrong or missing user or password. Never holds the
-    /// password.
-    Auth(String),
+pub struct Against {
+    pub code: &'static str,
+    pub message: String,
 }
 
-impl fmt::Display for NodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NodeError::Timeout => f.write_str("no answer within the request timeout"),
-            NodeError::Connection(m) => write!(f, "connection failed: {m}"),
-            NodeError::Server(m) => write!(f, "the server answered with an error: {m}"),
-            NodeError::Auth(m) => write!(f, "authentication failed: {m}"),
+impl Against {
+    /// Why `vote` did not count, or `None` when it did (in an attempt counted by
+    /// `counting`). `resources` is how many keys the lock has: a node that refused says, in
+    /// node-redlock's words, to how many of them the operation was applied (its scripts
+    /// apply to all of a lock's keys or none).
+    pub fn of(vote: &Vote, counting: Counting, resources: usize) -> Option<Against> {
+        if counting.counts(vote) {
+            return None;
         }
-    }
-}
-
-impl NodeError {
-    /// A stable code for this kind of node failure.
-    pub fn code(&self) -> &'static str {
-        match self {
-            NodeError::Timeout => "ERR_REDLOCK_NODE_TIMEOUT",
-            NodeError::Connection(_) => "ERR_REDLOCK_NODE_CONNECTION",
-            NodeError::Server(_) => "ERR_REDLOCK_NODE_SERVER",
-            NodeError::Auth(_) => "ERR_REDLOCK_NODE_AUTH",
-        }
-    }
-}
-
-/// One node's answer to one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Vote {
-    /// The node did what was asked.
-    For,
-    /// Another holder has (one of) the keys.
-    Held,
-    /// The keys no longer hold our value (expired, released, or taken over).
-    NotHeld,
-    /// The node failed to answer.
-    Failed(NodeError),
-}
-
-impl Vote {
-    /// Whether this vote counts towards the quorum.
-    pub fn is_for(&self) -> bool {
-        matches!(self, Vote::For)
-    }
-}
-
-/// The record of one attempt: which nodes voted, and how. Nodes that had not answered when
-/// the attempt was decided are not listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    /// How many nodes took part.
-    pub membership: usize,
-    /// How many had to be for.
-    pub quorum: usize,
-    /// `(node index, vote)` in the order the answers arrived.
-    pub votes: Vec<(usize, Vote)>,
-}
-
-impl Attempt {
-    /// How many of the recorded votes were for.
-    pub fn votes_for(&self) -> usize {
-        self.votes.iter().filter(|(_, v)| v.is_for()).count()
-    }
-
-    /// How many nodes answered that another holder has the keys.
-    pub fn votes_held(&self) -> usize {
-        self.votes.iter().filter(|(_, v)| *v == Vote::Held).count()
-    }
-
-    /// Whether so many nodes refused to log us in that no quorum is possible: retrying
-    /// cannot help until the credentials are fixed, so the operation fails at once.
-    pub fn refused_login(&self) -> bool {
-        let refused = self
-            .votes
-            .iter()
-            .filter(|(_, v)| matches!(v, Vote::Failed(NodeError::Auth(_))))
-            .count();
-        refused > self.membership - self.quorum
+        let applied_to_none =
+            || format!("The operation was applied to: 0 of the {resources} requested resources.");
+        Some(match vote {
+            Vote::Held => Against {
+                code: Error::ResourceLocked { attempts: vec![] }.code(),
+                message: applied_to_none(),
+            },
+            Vote::Failed(e) => Against {
+                code: e.code(),
+                message: e.to_string(),
+            },
+            Vote::For | Vote::NotHeld => Against {
+                code: Error::LockExpired { attempts: vec![] }.code(),
+                message: applied_to_none(),
+            },
+        })
     }
 }
 
@@ -142,6 +88,29 @@ impl Error {
             | Error::AcquireTimeout { attempts } => attempts,
             Error::MaxHold | Error::Closed => &[],
         }
+    }
+}
+
+impl Error {
+    /// The error's words, followed by the nodes that failed on the last attempt and why
+    /// (unreachable, TLS, authentication), so that a misconfigured node shows in the error
+    /// itself. `label` names a node by its index.
+    pub fn message(&self, label: impl Fn(usize) -> String) -> String {
+        let mut message = self.to_string();
+        let last = self.attempts().last();
+        let failed: Vec<String> = last
+            .map(|a| a.votes.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(node, vote)| match vote {
+                Vote::Failed(e) => Some(format!("{}: {e}", label(*node))),
+                _ => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            message = format!("{message} Failed nodes: {}.", failed.join("; "));
+        }
+        message
     }
 }
 

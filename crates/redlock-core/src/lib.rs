@@ -5,26 +5,34 @@
 //! converts values in and out. The algorithm itself reads top to bottom in [`redlock`];
 //! the pieces it leans on each have a module of their own:
 //!
-//! - [`round`]: the one fan-out of a script to every node, decided at quorum;
-//! - [`lock`]: a lock's value and validity; [`settings`]: how operations behave;
-//! - [`quorum`]: who must agree, how votes are counted, and how long a grant stays valid;
+//! - [`round`]: the one fan-out of a script to every node, decided at quorum, and the
+//!   votes and attempts it records;
+//! - [`wait`](mod@wait): how an acquirer waits between attempts, over [`line`](mod@line) (the
+//!   first-come first-served line of this process's acquirers per resource) and [`notice`]
+//!   (wake-on-release, the pub/sub notices that end a waiter's wait);
+//! - [`lock`]: a lock's value and validity, and a client's registry of live locks;
+//! - [`settings`]: how operations behave, and every default;
+//! - [`quorum`]: who must agree, when a quorum has become impossible, and how long a grant
+//!   stays valid;
 //! - [`retry`]: how long to wait between attempts;
-//! - [`node`]: one Redis master, its connection and its per-request timeout;
-//! - [`cluster`]: a whole Redis Cluster as one member of the quorum;
+//! - [`node`]: one member of the quorum, a single master or a whole cluster ([`cluster`]),
+//!   over its shared connection ([`link`]); [`config`]: where a member is and how to log in;
 //! - [`tls`]: certificates to trust and present, and what a failed handshake means;
 //! - [`fence`]: fencing tokens, monotonic per resource across quorums;
 //! - [`lane`]: the per-node ordering of one lock's commands;
-//! - [`line`](mod@line): the first-come first-served line of this process's acquirers per resource;
-//! - [`notice`]: wake-on-release, the pub/sub notices that end a waiter's wait;
 //! - [`watchdog`]: the task that keeps a lock extended while its holder works;
-//! - [`script`]: the Lua scripts, in the meaning node-redlock gives them;
-//! - [`error`]: every failure, with a stable code.
+//! - [`script`]: the Lua scripts, in the meaning node-redlock gives them, and how one is sent;
+//! - [`error`]: every failure of an operation, and [`fault`]: every failure of one node, each
+//!   with a stable code.
 
 pub mod cluster;
+pub mod config;
 pub mod error;
+pub mod fault;
 pub mod fence;
 pub mod lane;
 pub mod line;
+mod link;
 pub mod lock;
 pub mod node;
 pub mod notice;
@@ -35,13 +43,18 @@ pub mod round;
 pub mod script;
 pub mod settings;
 pub mod tls;
+pub mod wait;
 pub mod watchdog;
 
-pub use error::{Attempt, Error, NodeError, Vote};
+pub use cluster::CrossSlot;
+pub use config::{AddressMap, Misconfigured, NodeConfig, NodeConfigError};
+pub use error::{Against, Error};
+pub use fault::NodeError;
 pub use lock::{Lock, Released};
-pub use node::{AddressMap, NodeConfig, NodeConfigError};
-pub use redlock::{CrossSlot, NodeErrorListener, Redlock};
+pub use quorum::Verdict;
+pub use redlock::Redlock;
 pub use retry::RetryStrategy;
+pub use round::{Attempt, Counting, NodeErrorListener, Vote};
 pub use settings::Settings;
 pub use tls::TlsConfig;
 pub use tokio_util::sync::CancellationToken;

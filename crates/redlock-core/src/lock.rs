@@ -1,11 +1,13 @@
-//! A lock: its resources, its random value, and when its validity ends.
+//! A lock: its resources, its random value, and when its validity ends; and the registry
+//! of one client's live locks.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::error::Attempt;
 use crate::lane::Lanes;
+use crate::round::Attempt;
 
 /// A lock held (or once held) on a quorum of nodes.
 pub struct Lock {
@@ -16,7 +18,8 @@ pub struct Lock {
     pub(crate) expiration: AtomicU64,
     pub(crate) attempts: Mutex<Vec<Attempt>>,
     pub(crate) lanes: Arc<Lanes>,
-    /// The [`Redlock`] that made it: a lock's lanes are only meaningful to its own nodes.
+    /// The [`Registry`] (of a [`crate::Redlock`]) that made it: a lock's lanes are only
+    /// meaningful to its own nodes.
     pub(crate) owner: u64,
     pub(crate) fencing_token: OnceLock<i64>,
 }
@@ -62,6 +65,80 @@ impl Lock {
         let until = now_ms() + validity.as_millis() as u64;
         self.expiration.store(until, Ordering::SeqCst);
         *self.attempts.lock().unwrap_or_else(|p| p.into_inner()) = attempts;
+    }
+}
+
+/// The live locks of one client by value, so that a lock named by its value (the original
+/// design's `releaseLock(resource, id)`) is the same lock: its expiration, its fencing
+/// token, and the order of its earlier commands on each node.
+pub(crate) struct Registry {
+    locks: Mutex<HashMap<String, Weak<Lock>>>,
+    /// Tells this client's locks from another's.
+    id: u64,
+    /// How many nodes each lock has a lane on.
+    nodes: usize,
+}
+
+/// Hands out [`Registry`] ids.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Registry {
+    /// The registry of a client over `nodes` nodes.
+    pub(crate) fn new(nodes: usize) -> Self {
+        Registry {
+            locks: Mutex::new(HashMap::new()),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            nodes,
+        }
+    }
+
+    /// Whether `lock` was made here.
+    pub(crate) fn owns(&self, lock: &Lock) -> bool {
+        lock.owner == self.id
+    }
+
+    /// A new lock on `resources` with `value`, registered by its value.
+    pub(crate) fn create(&self, resources: Vec<String>, value: String) -> Arc<Lock> {
+        let lanes = Arc::new(Lanes::new(self.nodes));
+        let lock = Arc::new(Lock::new(resources, value.clone(), lanes, self.id, 0));
+        let mut locks = self.locks();
+        // Forget dead locks now and then, so that the registry holds about the live ones.
+        if locks.len() >= 64 && locks.len().is_power_of_two() {
+            locks.retain(|_, l| l.strong_count() > 0);
+        }
+        locks.insert(value, Arc::downgrade(&lock));
+        lock
+    }
+
+    /// The lock on `resources` whose value is `value`: the live lock itself when there is
+    /// one, else a lock whose expiration is taken as `expiration`.
+    pub(crate) fn by_value(
+        &self,
+        resources: Vec<String>,
+        value: String,
+        expiration: u64,
+    ) -> Arc<Lock> {
+        let found = self.locks().get(&value).and_then(Weak::upgrade);
+        match found {
+            Some(lock) if lock.resources == resources => lock,
+            // The same value on other resources: a lock of its own, in the same lanes.
+            Some(lock) => Arc::new(Lock::new(
+                resources,
+                value,
+                lock.lanes.clone(),
+                self.id,
+                expiration,
+            )),
+            None => {
+                let lock = self.create(resources, value);
+                lock.expiration.store(expiration, Ordering::SeqCst);
+                lock
+            }
+        }
+    }
+
+    fn locks(&self) -> MutexGuard<'_, HashMap<String, Weak<Lock>>> {
+        self.locks.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -1,12 +1,50 @@
 //! The quorum rule and the validity formula of the Redlock spec, in one place.
 //!
-//! Both are pure functions of counts and durations so that they can be tested without Redis.
+//! Every "is that a quorum?" and "can a quorum still be reached?" question of the engine, and
+//! of the `redlock` command through the binding, is answered by [`reached`] and
+//! [`impossible`]. All are pure functions of counts and durations, tested without Redis.
 
 use std::time::Duration;
 
 /// The number of nodes that must agree: a strict majority, `floor(n / 2) + 1`.
 pub fn quorum_size(nodes: usize) -> usize {
     nodes / 2 + 1
+}
+
+/// Whether `nodes` of a `membership` agreeing make a quorum.
+pub fn reached(nodes: usize, membership: usize) -> bool {
+    nodes >= quorum_size(membership)
+}
+
+/// Whether `against` nodes of a `membership` make a quorum impossible: more than
+/// `membership - quorum` of them. The twin of [`reached`].
+pub fn impossible(against: usize, membership: usize) -> bool {
+    against > membership.saturating_sub(quorum_size(membership))
+}
+
+/// What a reader of every node's keys can tell of a resource ([`verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// One value holds the keys on a quorum: `holder` is its index in the counts given.
+    Held { holder: usize },
+    /// A quorum answered, and none of them holds the keys.
+    Free,
+    /// A quorum answered, and some of them hold the keys, but no value holds a quorum.
+    Split,
+    /// Fewer than a quorum answered, and no value holds a quorum.
+    Unknown,
+}
+
+/// The state of a resource over `membership` nodes, of which `answered` answered, and
+/// `holders[i]` nodes hold the keys with the i-th value seen.
+pub fn verdict(membership: usize, answered: usize, holders: &[usize]) -> Verdict {
+    let strongest = (0..holders.len()).max_by_key(|&i| holders[i]);
+    match strongest {
+        Some(holder) if reached(holders[holder], membership) => Verdict::Held { holder },
+        _ if !reached(answered, membership) => Verdict::Unknown,
+        _ if holders.iter().all(|&n| n == 0) => Verdict::Free,
+        _ => Verdict::Split,
+    }
 }
 
 /// The clock drift allowance for a lock of `ttl`: `ttl * drift_factor` plus 2 ms for the
@@ -61,9 +99,9 @@ impl Tally {
     /// `Some(true)` once a quorum is for, `Some(false)` once a quorum has become impossible,
     /// `None` while the remaining votes could still go either way.
     pub fn decision(&self) -> Option<bool> {
-        if self.votes_for >= self.quorum {
+        if reached(self.votes_for, self.membership) {
             Some(true)
-        } else if self.votes_against > self.membership - self.quorum {
+        } else if impossible(self.votes_against, self.membership) {
             Some(false)
         } else {
             None
@@ -111,6 +149,31 @@ mod tests {
         assert_eq!(t.decision(), None);
         t.count(false);
         assert_eq!(t.decision(), Some(false), "2 of 4 is not a majority");
+    }
+
+    #[test]
+    fn a_verdict_names_a_holder_only_with_a_quorum_of_nodes() {
+        assert_eq!(verdict(5, 5, &[3, 1]), Verdict::Held { holder: 0 });
+        assert_eq!(verdict(5, 3, &[1, 3]), Verdict::Held { holder: 1 });
+        assert_eq!(verdict(5, 5, &[2, 2]), Verdict::Split);
+        assert_eq!(verdict(5, 5, &[]), Verdict::Free);
+        assert_eq!(verdict(5, 2, &[]), Verdict::Unknown, "2 of 5 cannot tell");
+        assert_eq!(verdict(5, 2, &[2]), Verdict::Unknown);
+    }
+
+    #[test]
+    fn reached_and_impossible_are_twins() {
+        for membership in 1..=7 {
+            for n in 0..=membership {
+                // n for and the rest against: a quorum is reached exactly when the rest
+                // do not make it impossible.
+                assert_eq!(
+                    reached(n, membership),
+                    !impossible(membership - n, membership),
+                    "{n} of {membership}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub enum RetryStrategy {
 }
 
 impl RetryStrategy {
+    /// The default cap of [`RetryStrategy::Exponential`]'s pauses.
+    pub const MAX_DELAY: Duration = Duration::from_secs(5);
+
     /// The pause before retry number `retry` (1 for the first retry), with the jitter drawn
     /// from `unit`, a uniform random number in `[0, 1)`.
     pub fn delay(&self, retry: u32, unit: f64) -> Duration {
@@ -43,9 +46,13 @@ impl RetryStrategy {
 
     /// A jittered pause for retry number `retry`, drawing from the OS's random source.
     pub fn next_delay(&self, retry: u32) -> Duration {
-        let unit = (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64;
-        self.delay(retry, unit)
+        self.delay(retry, unit_random())
     }
+}
+
+/// A uniform random number in `[0, 1)`, from the OS's random source.
+pub(crate) fn unit_random() -> f64 {
+    (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

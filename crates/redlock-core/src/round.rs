@@ -2,6 +2,10 @@
 //! request bounded by the per-node timeout, votes counted as they arrive, and a decision as
 //! soon as a quorum is for or has become impossible. Stragglers are left to finish on their
 //! own; the lanes ([`crate::lane`]) keep them ahead of the same lock's later commands.
+//!
+//! The round knows no operation: a [`Request`] says what to run and how its answers vote
+//! ([`Vote`], [`Counting`]), and each round leaves an [`Attempt`], the record of who voted
+//! how.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,13 +14,98 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
 
-use crate::error::{Attempt, NodeError, Vote};
+use crate::error::NodeError;
 use crate::fence;
 use crate::lock::Lock;
 use crate::node::{Answer, Node};
 use crate::quorum::{self, Tally};
-use crate::redlock::NodeErrorListener;
-use crate::script::{self, Script};
+use crate::script::Script;
+
+/// Told of every node that fails a request (connection refused, timeout, error answer),
+/// with the node's label, whether or not the operation had already been decided.
+pub type NodeErrorListener = Arc<dyn Fn(&str, &NodeError) + Send + Sync>;
+
+/// One node's answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vote {
+    /// The node did what was asked.
+    For,
+    /// Another holder has (one of) the keys.
+    Held,
+    /// The keys no longer hold our value (expired, released, or taken over).
+    NotHeld,
+    /// The node failed to answer.
+    Failed(NodeError),
+}
+
+impl Vote {
+    /// Whether the node did what was asked.
+    pub fn is_for(&self) -> bool {
+        matches!(self, Vote::For)
+    }
+}
+
+/// Which votes count towards a round's quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Only the nodes that did what was asked (acquire, extend, fence).
+    Done,
+    /// Every node that answered (release: a node that no longer holds the lock has nothing
+    /// left to release).
+    Answered,
+}
+
+impl Counting {
+    /// Whether `vote` counts towards the quorum.
+    pub fn counts(self, vote: &Vote) -> bool {
+        match self {
+            Counting::Done => vote.is_for(),
+            Counting::Answered => !matches!(vote, Vote::Failed(_)),
+        }
+    }
+}
+
+/// The record of one attempt: which nodes voted, and how. Nodes that had not answered when
+/// the attempt was decided are not listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// How many nodes took part.
+    pub membership: usize,
+    /// How many had to be for.
+    pub quorum: usize,
+    /// Which votes counted towards the quorum.
+    pub counting: Counting,
+    /// `(node index, vote)` in the order the answers arrived.
+    pub votes: Vec<(usize, Vote)>,
+}
+
+impl Attempt {
+    /// How many of the recorded votes counted towards the quorum.
+    pub fn votes_for(&self) -> usize {
+        self.count(|v| self.counting.counts(v))
+    }
+
+    /// How many nodes answered that another holder has the keys.
+    pub fn votes_held(&self) -> usize {
+        self.count(|v| *v == Vote::Held)
+    }
+
+    /// How many nodes answered that the keys no longer hold our value.
+    pub fn votes_not_held(&self) -> usize {
+        self.count(|v| *v == Vote::NotHeld)
+    }
+
+    /// Whether so many nodes refused to log us in that no quorum is possible: retrying
+    /// cannot help until the credentials are fixed, so the operation fails at once.
+    pub fn refused_login(&self) -> bool {
+        let refused = self.count(|v| matches!(v, Vote::Failed(NodeError::Auth(_))));
+        quorum::impossible(refused, self.membership)
+    }
+
+    fn count(&self, which: impl Fn(&Vote) -> bool) -> usize {
+        self.votes.iter().filter(|(_, v)| which(v)).count()
+    }
+}
 
 /// How long a request that timed out is still kept for its answer, so that its connection
 /// writes it before the same lock's next command ([`Round::start`]).
@@ -27,7 +116,6 @@ pub(crate) struct Round {
     votes: mpsc::UnboundedReceiver<(usize, Vote, Option<Answer>)>,
     tally: Tally,
     record: Attempt,
-    counts: fn(&Vote) -> bool,
 }
 
 /// A decided round: whether the quorum was reached, the votes, and the highest fencing
@@ -39,6 +127,25 @@ pub(crate) struct Decided {
     /// The most nodes held by any one other lock: a quorum of them means a real holder,
     /// fewer means contenders split the nodes and nobody won.
     pub(crate) strongest_holder: usize,
+}
+
+impl Decided {
+    /// Some node answered that another holder has the keys.
+    pub(crate) fn held(&self) -> bool {
+        self.record.votes_held() > 0
+    }
+
+    /// Another lock holds the keys on a quorum: it won.
+    pub(crate) fn won_by_another(&self) -> bool {
+        quorum::reached(self.strongest_holder, self.record.membership)
+    }
+
+    /// Contenders split the nodes and nobody can have won: nodes were held, but no other
+    /// lock holds a quorum of them, even counting the nodes not heard from as its.
+    pub(crate) fn split(&self) -> bool {
+        let unheard = self.record.membership - self.record.votes.len();
+        self.held() && !quorum::reached(self.strongest_holder + unheard, self.record.membership)
+    }
 }
 
 /// The requests sent and not yet answered (or timed out), stragglers included, so that a
@@ -83,12 +190,14 @@ impl Drop for Counted {
     }
 }
 
-/// What a round asks of every node: a script, the arguments after the lock's value, and
-/// which keys.
+/// What a round asks of every node: a script, the arguments after the lock's value, which
+/// keys, and which votes count. A node that acted on no key votes [`Vote::Held`] when it
+/// names another holder (an acquisition refused), [`Vote::NotHeld`] otherwise.
 pub(crate) struct Request<'a> {
     pub(crate) script: &'static Script,
     pub(crate) args: &'a [&'a str],
     pub(crate) keys: Keys,
+    pub(crate) counting: Counting,
 }
 
 /// Which keys a round's script gets on each node.
@@ -117,7 +226,7 @@ impl Round {
                     *holders.entry(holder).or_default() += 1;
                 }
             }
-            self.tally.count((self.counts)(&vote));
+            self.tally.count(self.record.counting.counts(&vote));
             self.record.votes.push((node, vote));
             let heard = self.tally.votes_for + self.tally.votes_against;
             if (!all && self.tally.decision().is_some()) || heard == self.tally.membership {
@@ -136,7 +245,7 @@ impl Round {
     /// lock's value and then `args` as arguments, and returns the round whose votes will
     /// arrive as the nodes answer. Each request takes its turn on the node's lane right
     /// here, in issue order; once its turn has come it is bounded by `per_node`, the connect
-    /// included. `counts` says which votes count towards quorum.
+    /// included.
     pub(crate) fn start(
         nodes: &[Arc<Node>],
         listener: Option<NodeErrorListener>,
@@ -144,9 +253,13 @@ impl Round {
         lock: &Lock,
         request: Request,
         per_node: Duration,
-        counts: fn(&Vote) -> bool,
     ) -> Round {
-        let Request { script, args, keys } = request;
+        let Request {
+            script,
+            args,
+            keys,
+            counting,
+        } = request;
         let (tx, votes) = mpsc::unbounded_channel();
         let args: Arc<[String]> = std::iter::once(lock.value.clone())
             .chain(args.iter().map(|a| a.to_string()))
@@ -184,9 +297,7 @@ impl Round {
                 let timed_out = answered.is_none();
                 let (vote, answer) = match answered {
                     Some(Ok(answer)) if answer.count > 0 => (Vote::For, Some(answer)),
-                    Some(Ok(answer)) if std::ptr::eq(script, &*script::ACQUIRE) => {
-                        (Vote::Held, Some(answer))
-                    }
+                    Some(Ok(answer)) if answer.holder.is_some() => (Vote::Held, Some(answer)),
                     Some(Ok(answer)) => (Vote::NotHeld, Some(answer)),
                     Some(Err(e)) => (Vote::Failed(e), None),
                     None => (Vote::Failed(NodeError::Timeout), None),
@@ -219,14 +330,9 @@ impl Round {
             record: Attempt {
                 membership: nodes.len(),
                 quorum: quorum::quorum_size(nodes.len()),
+                counting,
                 votes: Vec::new(),
             },
-            counts,
         }
     }
-}
-
-/// For a release, every node that answered counts, whether or not it still held the lock.
-pub(crate) fn answered(vote: &Vote) -> bool {
-    !matches!(vote, Vote::Failed(_))
 }

@@ -4,8 +4,9 @@
 //! They keep node-redlock's meaning (keys are the resource names, the value is a plain
 //! string, a script answers with the number of keys it acted on), so a node-redlock process
 //! and a redlock-rs process exclude each other on the same key and a fleet can move over one
-//! process at a time. Scripts are sent by SHA1 (EVALSHA); [`crate::node`] falls back to EVAL
-//! when a node answers NOSCRIPT.
+//! process at a time. Scripts are sent by SHA1 (EVALSHA), and by source (EVAL) when a node
+//! answers NOSCRIPT ([`run`]); both kinds of member load them all when they connect
+//! ([`load`]), so that the fallback is rare.
 
 use std::sync::LazyLock;
 
@@ -130,11 +131,87 @@ pub fn all() -> [&'static Script; 4] {
     [&ACQUIRE, &EXTEND, &RELEASE, &FENCE]
 }
 
-/// A pipeline that loads every script into a node's script cache (SCRIPT LOAD).
+/// SCRIPT LOAD of `script`, which puts it into a node's script cache.
+pub fn load(script: &Script) -> redis::Cmd {
+    let mut load = redis::cmd("SCRIPT");
+    load.arg("LOAD").arg(script.source);
+    load
+}
+
+/// A pipeline that loads every script into a node's script cache.
 pub fn load_all() -> redis::Pipeline {
     let mut pipe = redis::pipe();
     for script in all() {
-        pipe.cmd("SCRIPT").arg("LOAD").arg(script.source).ignore();
+        pipe.add_command(load(script)).ignore();
     }
     pipe
+}
+
+/// A connection a script can be sent on.
+pub(crate) trait Sender {
+    fn send<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> impl std::future::Future<Output = redis::RedisResult<redis::Value>> + std::marker::Send + 'a;
+}
+
+impl Sender for redis::aio::MultiplexedConnection {
+    fn send<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> impl std::future::Future<Output = redis::RedisResult<redis::Value>> + std::marker::Send + 'a
+    {
+        // The connection's own method: no boxed future, unlike the generic trait's.
+        self.send_packed_command(cmd)
+    }
+}
+
+impl Sender for redis::cluster_async::ClusterConnection {
+    fn send<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> impl std::future::Future<Output = redis::RedisResult<redis::Value>> + std::marker::Send + 'a
+    {
+        redis::aio::ConnectionLike::req_packed_command(self, cmd)
+    }
+}
+
+/// Runs `script` over `keys` with `args` on `conn`: by its SHA1, then by its source when
+/// the node does not know it (a restarted or flushed node).
+pub(crate) async fn run(
+    conn: &mut impl Sender,
+    script: &Script,
+    keys: &[String],
+    args: &[String],
+) -> redis::RedisResult<redis::Value> {
+    let answer = conn.send(&evalsha(script, keys, args)).await;
+    if !is_noscript(&answer) {
+        return answer;
+    }
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(script.source).arg(keys.len()).arg(keys).arg(args);
+    conn.send(&eval).await
+}
+
+/// EVALSHA of `script` over `keys` with `args`.
+fn evalsha(script: &Script, keys: &[String], args: &[String]) -> redis::Cmd {
+    // Sized up front: growing the buffer argument by argument costs more than the rest.
+    let size = keys.iter().chain(args).map(|a| a.len() + 16).sum::<usize>() + 80;
+    let mut cmd = redis::Cmd::with_capacity(3 + keys.len() + args.len(), size);
+    cmd.arg("EVALSHA")
+        .arg(&script.sha)
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args);
+    cmd
+}
+
+/// Whether a node answered NOSCRIPT (it does not know the script's SHA1).
+fn is_noscript(answer: &redis::RedisResult<redis::Value>) -> bool {
+    let noscript = redis::ServerErrorKind::NoScript;
+    match answer {
+        Ok(redis::Value::ServerError(e)) => e.kind() == Some(noscript),
+        Err(e) => e.kind() == redis::ErrorKind::Server(noscript),
+        _ => false,
+    }
 }

@@ -43,6 +43,12 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// How long `quit()` lets the requests already sent finish: twice the per-node timeout,
+    /// at most 5 s.
+    pub fn quit_grace(&self) -> Duration {
+        (2 * self.request_timeout).min(Duration::from_secs(5))
+    }
+
     /// The pause before retry `retry` (1-based), or `None` when no retry is left.
     pub(crate) fn pause_before(&self, retry: u32) -> Option<Duration> {
         match self.retry_count {

@@ -31,6 +31,20 @@ pub struct Watch {
     pub max_hold: Option<Duration>,
 }
 
+impl Watch {
+    /// How long before expiration a watchdog extends by default.
+    pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(500);
+
+    /// The least time a watch must leave between two extensions, as node-redlock demands:
+    /// a threshold closer than this to the TTL is refused.
+    pub const MIN_GAP: Duration = Duration::from_millis(100);
+
+    /// Whether each extension leaves at least [`Watch::MIN_GAP`] before the next is due.
+    pub fn leaves_gap(&self) -> bool {
+        self.threshold + Watch::MIN_GAP <= self.ttl
+    }
+}
+
 /// A running watchdog. Dropping it without [`Watchdog::stop`] leaves the task running
 /// until the lock is lost or its maximum hold time is reached.
 pub struct Watchdog {

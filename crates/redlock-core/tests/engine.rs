@@ -633,7 +633,7 @@ async fn a_key_prefix_is_prepended_to_every_key() {
             config
         })
         .collect();
-    let redlock = redlock_core::Redlock::new(configs);
+    let redlock = redlock_core::Redlock::new(configs).expect("distinct servers");
     let settings = quick_settings();
 
     let lock = redlock

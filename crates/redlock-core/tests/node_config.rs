@@ -1,6 +1,6 @@
 //! Node configuration from URLs, and how two configurations are told apart.
 
-use redlock_core::{NodeConfig, NodeConfigError, TlsConfig};
+use redlock_core::{NodeConfig, NodeConfigError, Redlock, TlsConfig};
 
 #[test]
 fn a_url_gives_user_password_host_port_and_db() {
@@ -159,4 +159,30 @@ fn a_cluster_is_named_by_its_startup_nodes_and_overlaps_any_entry_that_shares_on
         ..a.clone()
     };
     assert!(matches!(named.check(), Err(NodeConfigError::BadTls(m)) if m.contains("servername")));
+}
+
+#[test]
+fn a_client_refuses_one_server_given_twice_and_names_both_entries() {
+    let a = NodeConfig::new("127.0.0.1", 7001);
+    let b = NodeConfig::new("localhost", 7002);
+    let again = NodeConfig::from_url("redis://localhost:7001/0").unwrap();
+    let refused = match Redlock::new(vec![a, b, again]) {
+        Ok(_) => panic!("the same server and database was accepted twice"),
+        Err(refused) => refused,
+    };
+    assert_eq!(refused.node, 2);
+    assert_eq!(
+        refused.error,
+        NodeConfigError::SameServer {
+            first: 0,
+            label: "localhost:7001/0".into()
+        }
+    );
+    assert!(refused.error.to_string().contains("clients[0]"));
+    let other_db = NodeConfig::from_url("redis://127.0.0.1:7001/1").unwrap();
+    let distinct = vec![NodeConfig::new("127.0.0.1", 7001), other_db];
+    assert!(
+        Redlock::new(distinct).is_ok(),
+        "another database is another member"
+    );
 }

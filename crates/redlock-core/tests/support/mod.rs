@@ -150,7 +150,7 @@ pub fn start_servers(n: usize) -> Vec<Server> {
 
 /// A `Redlock` over all of `servers`, in order.
 pub fn redlock(servers: &[Server]) -> Redlock {
-    Redlock::new(servers.iter().map(Server::config).collect())
+    Redlock::new(servers.iter().map(Server::config).collect()).expect("distinct servers")
 }
 
 /// Settings for tests: two quick retries and node-redlock's drift.

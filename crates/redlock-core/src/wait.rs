@@ -1,0 +1,207 @@
+//! How an acquirer waits before each attempt, so that contenders take turns instead of
+//! colliding. The first rule that applies decides:
+//!
+//! - while others of this process are ahead of it in the line for its resources
+//!   ([`crate::line`]), for its turn or its retry timer, so that the line never stretches its
+//!   retry window;
+//! - after contenders split the nodes and nobody won, a short random pause, so that one of
+//!   them goes first (a few times; then the retry timer again);
+//! - while another holder has the keys, for the holder's release notice
+//!   ([`crate::notice`]) or its timer;
+//! - otherwise, for its retry timer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::line::{Lines, Turn};
+use crate::lock::Lock;
+use crate::node::Node;
+use crate::notice::{self, Notices, Subscription};
+use crate::retry::unit_random;
+use crate::round::Round;
+use crate::settings::Settings;
+
+/// How many times an acquisition retries a split round after a short random pause, rather
+/// than its retry timer. Each is one of its `retry_count` retries.
+const FAST_SPLITS: u32 = 3;
+
+/// The lines and release notices of one client.
+pub(crate) struct Waits {
+    lines: Arc<Lines>,
+    notices: Notices,
+    /// The servers, sorted, as the start of every line name ([`Waits::line_name`]).
+    line_prefix: String,
+}
+
+/// What a failed attempt leaves for the wait before the next one.
+#[derive(Default)]
+pub(crate) struct Missed {
+    /// Some node answered that another holder has the keys.
+    pub(crate) held: bool,
+    /// Contenders split the nodes and nobody can have won.
+    pub(crate) split: bool,
+    /// How long the attempt took: about one round trip to a quorum.
+    pub(crate) elapsed: Duration,
+    /// The undo of the failed attempt, under way.
+    pub(crate) undo: Option<Round>,
+}
+
+impl Missed {
+    /// Waits until the undo of the failed attempt has reached every node (or timed out).
+    pub(crate) async fn settle(self) {
+        if let Some(undo) = self.undo {
+            undo.decide(true).await;
+        }
+    }
+}
+
+impl Waits {
+    /// The waits of a client over `nodes`. Opens nothing.
+    pub(crate) fn new(nodes: &[Arc<Node>]) -> Self {
+        let mut labels: Vec<&str> = nodes.iter().map(|n| n.label()).collect();
+        labels.sort_unstable();
+        Waits {
+            lines: Lines::of_process(),
+            notices: Notices::new(nodes),
+            line_prefix: labels.join("\u{0}"),
+        }
+    }
+
+    /// Joins the line for `lock`'s resources on `nodes`; `timeout` bounds each node's
+    /// subscription to release notices.
+    pub(crate) async fn join<'a>(
+        &'a self,
+        nodes: &'a [Arc<Node>],
+        lock: &'a Lock,
+        timeout: Duration,
+    ) -> Waiting<'a> {
+        let name = self.line_name(nodes, &lock.resources);
+        let lines = self.lines.clone();
+        let mut entering: Pin<Box<dyn Future<Output = Turn> + Send>> =
+            Box::pin(async move { lines.enter(&name).await });
+        let turn = match poll_once(entering.as_mut()).await {
+            Poll::Ready(turn) => Some(turn),
+            Poll::Pending => None,
+        };
+        Waiting {
+            waits: self,
+            nodes,
+            lock,
+            timeout,
+            entering,
+            turn,
+            subscription: None,
+            fast_splits: 0,
+        }
+    }
+
+    /// Stops every subscription.
+    pub(crate) fn close(&self) {
+        self.notices.close();
+    }
+
+    /// The name of the line for `resources` on these nodes: shared by every client of this
+    /// process that locks the same resources on the same servers.
+    fn line_name(&self, nodes: &[Arc<Node>], resources: &[String]) -> String {
+        let mut name = self.line_prefix.clone();
+        for resource in resources {
+            name.push('\u{0}');
+            name.push_str(&nodes[0].key(resource));
+        }
+        name
+    }
+}
+
+/// One acquisition's place in its line, and its subscription to release notices once it
+/// has one. Dropping it leaves the line and unsubscribes.
+pub(crate) struct Waiting<'a> {
+    waits: &'a Waits,
+    nodes: &'a [Arc<Node>],
+    lock: &'a Lock,
+    timeout: Duration,
+    entering: Pin<Box<dyn Future<Output = Turn> + Send>>,
+    turn: Option<Turn>,
+    subscription: Option<Subscription>,
+    fast_splits: u32,
+}
+
+impl Waiting<'_> {
+    /// Before the first attempt: at once at the head of the line; else for the turn, or the
+    /// first retry's pause (with no retry at all, at once).
+    pub(crate) async fn first(&mut self, settings: &Settings) {
+        if self.turn.is_some() {
+            return;
+        }
+        if let Some(pause) = settings.pause_before(1) {
+            tokio::select! {
+                t = &mut self.entering => self.turn = Some(t),
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Before a retry after the attempt that `missed`, whose retry timer is `pause`.
+    pub(crate) async fn again(&mut self, missed: &Missed, pause: Duration, settings: &Settings) {
+        if self.turn.is_none() {
+            tokio::select! {
+                t = &mut self.entering => self.turn = Some(t),
+                _ = tokio::time::sleep(pause) => {}
+            }
+        } else if missed.split && self.fast_splits < FAST_SPLITS {
+            self.fast_splits += 1;
+            let spread = missed.elapsed.mul_f64(2.0 * unit_random());
+            tokio::time::sleep(spread + Duration::from_millis(1)).await;
+        } else if missed.held && settings.wake_on_release {
+            let seen = match &self.subscription {
+                Some(notices) => notices.seen(),
+                None => {
+                    // Only notices from now on wake: a release between the attempt and this
+                    // subscription waits for the timer.
+                    let (waits, nodes, lock) = (self.waits, self.nodes, self.lock);
+                    self.subscription = Some(subscribe(waits, nodes, lock, self.timeout).await);
+                    0
+                }
+            };
+            let notices = self.subscription.as_ref().expect("subscribed just above");
+            tokio::select! {
+                _ = notices.next(seen) => {
+                    // Every waiter of the resource, in every process, hears the same notice:
+                    // a random pause of up to two round trips lets one of them reach the
+                    // nodes first, and the others find it holding a quorum and go back to
+                    // waiting.
+                    tokio::time::sleep(missed.elapsed.mul_f64(2.0 * unit_random())).await;
+                }
+                _ = tokio::time::sleep(pause) => {}
+            }
+        } else {
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Subscribes to the release notices of the lock's keys on every node.
+async fn subscribe(
+    waits: &Waits,
+    nodes: &[Arc<Node>],
+    lock: &Lock,
+    timeout: Duration,
+) -> Subscription {
+    let mut channels: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| lock.resources.iter().map(|r| notice::channel(&n.key(r))))
+        .collect();
+    channels.sort();
+    channels.dedup();
+    waits
+        .notices
+        .subscribe(channels, &lock.value, timeout)
+        .await
+}
+
+/// Polls `future` once: whether it is ready now.
+async fn poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await
+}
