@@ -7,6 +7,7 @@
 use std::fmt;
 
 pub use crate::fault::NodeError;
+use crate::quorum;
 use crate::round::{Attempt, Counting, Vote};
 
 /// Why a node's vote did not count, as a caller is told it: a stable code and words.
@@ -92,6 +93,16 @@ impl Error {
 }
 
 impl Error {
+    /// A resource is locked when, on the last attempt, the nodes held by someone else alone
+    /// made a quorum impossible; anything else is a failure to reach a quorum.
+    pub fn of_acquisition(attempts: Vec<Attempt>) -> Error {
+        let last = attempts.last().expect("at least one attempt was made");
+        match quorum::impossible(last.votes_held(), last.membership) {
+            true => Error::ResourceLocked { attempts },
+            false => Error::Quorum { attempts },
+        }
+    }
+
     /// The error's words, followed by the nodes that failed on the last attempt and why
     /// (unreachable, TLS, authentication), so that a misconfigured node shows in the error
     /// itself. `label` names a node by its index.
@@ -145,3 +156,23 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_resource_locked_only_when_holders_alone_prevent_the_quorum() {
+        let attempt = |votes: Vec<Vote>| Attempt {
+            membership: 5,
+            quorum: 3,
+            counting: Counting::Done,
+            votes: votes.into_iter().enumerate().collect(),
+        };
+        let held = Error::of_acquisition(vec![attempt(vec![Vote::Held, Vote::Held, Vote::Held])]);
+        assert_eq!(held.code(), "ERR_REDLOCK_RESOURCE_LOCKED");
+        let down = Vote::Failed(NodeError::Timeout);
+        let mixed = Error::of_acquisition(vec![attempt(vec![Vote::Held, Vote::Held, down])]);
+        assert_eq!(mixed.code(), "ERR_REDLOCK_QUORUM");
+    }
+}

@@ -2,8 +2,8 @@
 //!
 //! Pure Rust (tokio + the `redis` crate), no Node: everything a Redlock client must do to
 //! hold a lock across N independent Redis masters lives here, and the napi binding only
-//! converts values in and out. The algorithm itself reads top to bottom in [`redlock`];
-//! the pieces it leans on each have a module of their own:
+//! converts values in and out. The algorithm itself reads top to bottom in [`redlock`], on
+//! the client of [`client`]; the pieces it leans on each have a module of their own:
 //!
 //! - [`round`]: the one fan-out of a script to every node, decided at quorum, and the
 //!   votes and attempts it records;
@@ -25,6 +25,7 @@
 //! - [`error`]: every failure of an operation, and [`fault`]: every failure of one node, each
 //!   with a stable code.
 
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod error;
@@ -46,13 +47,13 @@ pub mod tls;
 pub mod wait;
 pub mod watchdog;
 
+pub use client::Redlock;
 pub use cluster::CrossSlot;
 pub use config::{AddressMap, Misconfigured, NodeConfig, NodeConfigError};
 pub use error::{Against, Error};
 pub use fault::NodeError;
 pub use lock::{Lock, Released};
 pub use quorum::Verdict;
-pub use redlock::Redlock;
 pub use retry::RetryStrategy;
 pub use round::{Attempt, Counting, NodeErrorListener, Vote};
 pub use settings::Settings;

@@ -1,5 +1,7 @@
-//! How an acquirer waits before each attempt, so that contenders take turns instead of
-//! colliding. The first rule that applies decides:
+//! How an operation waits between its attempts. Every operation goes through one retry
+//! driver ([`Retries`]): at most `retry_count` retries, none once the nodes refused to log
+//! in, none after `quit()`. An acquirer also waits before each attempt so that contenders
+//! take turns instead of colliding ([`Waiting`]); the first rule that applies decides:
 //!
 //! - while others of this process are ahead of it in the line for its resources
 //!   ([`crate::line`]), for its turn or its retry timer, so that the line never stretches its
@@ -16,12 +18,15 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
 use crate::line::{Lines, Turn};
 use crate::lock::Lock;
 use crate::node::Node;
 use crate::notice::{self, Notices, Subscription};
 use crate::retry::unit_random;
-use crate::round::Round;
+use crate::round::{Attempt, Round};
 use crate::settings::Settings;
 
 /// How many times an acquisition retries a split round after a short random pause, rather
@@ -179,6 +184,76 @@ impl Waiting<'_> {
         } else {
             tokio::time::sleep(pause).await;
         }
+    }
+}
+
+/// What one attempt of an operation came to, for [`Retries`]: its record (none when it sent
+/// nothing) and its outcome.
+pub(crate) type Tried<T> = (Option<Attempt>, Outcome<T>);
+
+pub(crate) enum Outcome<T> {
+    /// Done: granted, extended or released.
+    Done(T),
+    /// Failed in a way no retry can change: the error made of all the attempts.
+    Failed(fn(Vec<Attempt>) -> Error),
+    /// Failed; a retry may succeed.
+    Missed(Missed),
+}
+
+/// The retry driver of every operation, under `settings`, until `shutdown`.
+pub(crate) struct Retries<'a> {
+    pub(crate) shutdown: &'a CancellationToken,
+    pub(crate) settings: &'a Settings,
+}
+
+impl Retries<'_> {
+    /// Makes `attempt` until one is done or failed for good, with at most `retry_count`
+    /// retries, each after its pause (spent by `waiting` for an acquisition, else slept),
+    /// recording every attempt in `attempts`. Done, it answers what `done` makes of the
+    /// outcome and the attempts. It stops early when so many nodes refused to log in that no
+    /// quorum is possible (a retry cannot help), and with [`Error::Closed`] on
+    /// [`crate::Redlock::quit`]. Out of retries, it waits for the last undo and fails with
+    /// what `give_up` makes of the attempts.
+    pub(crate) async fn run<T, R, F>(
+        self,
+        attempts: &mut Vec<Attempt>,
+        mut waiting: Option<&mut Waiting<'_>>,
+        mut attempt: impl FnMut() -> F,
+        done: impl FnOnce(T, Vec<Attempt>) -> R,
+        give_up: impl FnOnce(Vec<Attempt>) -> Error,
+    ) -> Result<R, Error>
+    where
+        F: Future<Output = Tried<T>>,
+    {
+        let Retries { shutdown, settings } = self;
+        for retry in 1.. {
+            if shutdown.is_cancelled() {
+                return Err(Error::Closed);
+            }
+            let (record, outcome) = attempt().await;
+            attempts.extend(record);
+            let missed = match outcome {
+                Outcome::Done(value) => return Ok(done(value, std::mem::take(attempts))),
+                Outcome::Failed(error) => return Err(error(std::mem::take(attempts))),
+                Outcome::Missed(missed) => missed,
+            };
+            let refused = attempts.last().is_some_and(Attempt::refused_login);
+            let Some(pause) = settings.pause_before(retry).filter(|_| !refused) else {
+                missed.settle().await;
+                return Err(give_up(std::mem::take(attempts)));
+            };
+            let wait = async {
+                match waiting.as_deref_mut() {
+                    Some(waiting) => waiting.again(&missed, pause, settings).await,
+                    None => tokio::time::sleep(pause).await,
+                }
+            };
+            tokio::select! {
+                _ = wait => {}
+                _ = shutdown.cancelled() => return Err(Error::Closed),
+            }
+        }
+        unreachable!("the retry loop returns")
     }
 }
 

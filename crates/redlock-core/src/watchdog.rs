@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::client::Redlock;
 use crate::error::Error;
 use crate::lock::{now_ms, Lock};
-use crate::redlock::Redlock;
 use crate::settings::Settings;
 
 /// How the watchdog extends a lock.
