@@ -172,7 +172,7 @@ export interface Settings {
    * `'fixed'` (default): every pause is `retryDelay ± retryJitter`. `'exponential'`: the
    * pause doubles after each failed attempt, up to `maxRetryDelay`.
    */
-  retryStrategy: string
+  retryStrategy: 'fixed' | 'exponential'
   /** The longest pause of the `'exponential'` strategy, in ms. Default 5000. */
   maxRetryDelay: number
   /**

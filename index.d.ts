@@ -11,6 +11,7 @@
 
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
+import type { Settings as NativeSettings } from './binding.js'
 
 declare global {
   // `Lock#[Symbol.asyncDispose]` without TypeScript 5.2's `esnext.disposable` lib; the same
@@ -191,49 +192,17 @@ declare namespace Redlock {
   /**
    * Behaviour of a Redlock: every field is optional, given to the constructor (the defaults
    * of every call) or per call. A name not listed here is refused with a `TypeError`.
-   * Durations are integer ms from 1 to `Number.MAX_SAFE_INTEGER`.
+   * Durations are integer ms from 1 to `Number.MAX_SAFE_INTEGER`. The fields, their
+   * defaults and ranges are the binding's own (binding.d.ts), documented where they are
+   * defined.
    */
-  export interface Settings {
-    /** Expected clock drift, as a fraction of the duration; from 0 to below 1. Default 0.01. */
-    readonly driftFactor?: number
-    /** Retries after the first attempt; -1 retries until acquired. Default 10. */
-    readonly retryCount?: number
-    /** Pause between attempts, ms. Default 200. */
-    readonly retryDelay?: number
-    /** Random ± added to each pause, ms. Default 100. */
-    readonly retryJitter?: number
-    /** `'fixed'` (default) or `'exponential'` (the pause doubles up to `maxRetryDelay`). */
-    readonly retryStrategy?: 'fixed' | 'exponential'
-    /** Cap of the exponential pause, ms. Default 5000. */
-    readonly maxRetryDelay?: number
-    /** How long one node may take to answer one request, ms. Default 500. */
-    readonly requestTimeout?: number
-    /** How long before expiration `using` extends the lock, ms. Default 500. */
-    readonly automaticExtensionThreshold?: number
-    /** Take a fencing token with every acquisition (`lock.fencingToken`). Default `false`. */
-    readonly fencing?: boolean
-    /** Wake a waiter as soon as the holder releases (default `true`), or only poll (`false`). */
-    readonly wakeOnRelease?: boolean
-    /** The longest an acquisition may wait in all, ms. Default: only the retries bound it. */
-    readonly acquireTimeout?: number
-    /**
-     * The database the lock keys live in on every plain (non-cluster) member, whatever
-     * database the client is on, as @sesamecare-oss/redlock's `db` setting does. Default:
-     * each client's own database (node-redlock's behaviour); `redlock-rs/sesame` defaults it
-     * to 0, like sesame. Constructor only: a per-call `db` other than the constructor's is
-     * refused.
-     */
-    readonly db?: number
-  }
+  export type Settings = Readonly<Partial<NativeSettings>>
 
   /**
    * `redlock.settings`: the constructor's settings with the defaults filled in; only
    * `acquireTimeout` and `db` may be absent.
    */
-  export interface ResolvedSettings extends Required<Omit<Settings, 'acquireTimeout' | 'db'>> {
-    readonly acquireTimeout?: number
-    readonly db?: number
-  }
+  export type ResolvedSettings = Readonly<NativeSettings>
 
   /** Per-call settings of `acquire` and `using`: any setting, and an `AbortSignal`. */
   export interface CallSettings extends Settings {
@@ -299,10 +268,19 @@ declare namespace Redlock {
   /** A node-style callback (node-redlock v4). */
   export type Callback<T> = (error: Error | null, value?: T) => void
 
-  /** A quorum could not be reached in the retry window. */
+  /**
+   * The errors of an operation. Each class has a stable `code` (also the class's static
+   * `code`); a refused argument is instead a `TypeError` (`ERR_INVALID_ARG_TYPE`,
+   * `ERR_INVALID_ARG_VALUE`) or a `RangeError` (`ERR_OUT_OF_RANGE`, `ERR_REDLOCK_CROSS_SLOT`),
+   * thrown (or rejected) before anything is sent to Redis.
+   *
+   * `ERR_REDLOCK_QUORUM`: a quorum could not be reached in the retry window.
+   */
   export class ExecutionError extends Error {
+    static readonly code: string
     /** A stable code: `ERR_REDLOCK_QUORUM`, or the subclass's. */
     readonly code: string
+    /** Every attempt's votes. */
     readonly attempts: ReadonlyArray<ExecutionStats>
     constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>, code?: string)
   }
@@ -310,32 +288,28 @@ declare namespace Redlock {
   /** node-redlock v4's name for ExecutionError. */
   export { ExecutionError as LockError }
 
-  /** Another holder has the resource on enough nodes that no quorum was possible. */
+  /** `ERR_REDLOCK_RESOURCE_LOCKED`: another holder has the resource on enough nodes that no quorum was possible. */
   export class ResourceLockedError extends ExecutionError {
-    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+    static readonly code: 'ERR_REDLOCK_RESOURCE_LOCKED'
   }
-
-  /** The lock is no longer held on a quorum (expired, released or taken over). */
+  /** `ERR_REDLOCK_LOCK_EXPIRED`: the lock is no longer held on a quorum (expired, released or taken over). */
   export class LockExpiredError extends ExecutionError {
-    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+    static readonly code: 'ERR_REDLOCK_LOCK_EXPIRED'
   }
-
-  /** The Redlock was closed with `quit()`. */
+  /** `ERR_REDLOCK_CLOSED`: the Redlock was closed with `quit()`. */
   export class RedlockClosedError extends ExecutionError {
-    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+    static readonly code: 'ERR_REDLOCK_CLOSED'
   }
-
-  /** The lock was not acquired within `acquireTimeout`. */
+  /** `ERR_REDLOCK_ACQUIRE_TIMEOUT`: the lock was not acquired within `acquireTimeout`. */
   export class AcquireTimeoutError extends ExecutionError {
-    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+    static readonly code: 'ERR_REDLOCK_ACQUIRE_TIMEOUT'
   }
-
-  /** An auto-extension reached its `maxHold` and let the lock expire. */
+  /** `ERR_REDLOCK_MAX_HOLD`: an auto-extension reached its `maxHold` and let the lock expire. */
   export class MaxHoldError extends ExecutionError {
-    constructor(message: string, attempts?: ReadonlyArray<ExecutionStats>)
+    static readonly code: 'ERR_REDLOCK_MAX_HOLD'
   }
 
-  /** An acquisition stopped by its `signal`; `cause` is the signal's reason. */
+  /** `ABORT_ERR`: an acquisition stopped by its `signal`; `cause` is the signal's reason. */
   export class AbortError extends Error {
     readonly code: 'ABORT_ERR'
     /** The attempts made before the abort, when any had started. */

@@ -11,6 +11,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
 const Redlock = require('../index.js')
+const native = require('../lib/native.js')
 const { ExecutionError } = Redlock
 const { Conn, parseRedisUrl } = require('../lib/resp.js')
 
@@ -466,16 +467,29 @@ function memberLabel(member) {
   return `cluster[${member.map((url) => parseRedisUrl(url).label.replace(/\/\d+$/, '')).join(',')}]`
 }
 
-/** A resource's state over all nodes: locked (one value on a quorum), free, partly held, unknown. */
-function verdict(entries, quorum) {
-  const counts = new Map()
-  for (const e of entries) if (e.state === 'held') counts.set(e.value, (counts.get(e.value) || 0) + 1)
+/**
+ * A resource's state over all nodes, as the engine's quorum rule decides it: locked (one value
+ * on a quorum), free, partly held, unknown (fewer than a quorum answered). A key of another
+ * type (`value` null) never holds the lock.
+ */
+function verdict(entries) {
+  const values = []
+  const holders = []
+  for (const e of entries) {
+    if (e.state !== 'held') continue
+    const seen = values.indexOf(e.value)
+    if (seen >= 0) holders[seen]++
+    else holders[values.push(e.value) - 1] = 1
+  }
   const answered = entries.filter((e) => e.state !== 'down').length
-  const [top, votes] = [...counts].sort((a, b) => b[1] - a[1])[0] || [null, 0]
-  if (votes >= quorum && top !== null) return { status: 'locked', value: top, nodes: votes }
-  if (answered < quorum) return { status: 'unknown', nodes: votes }
-  if (counts.size === 0) return { status: 'free', nodes: 0 }
-  return { status: 'partly held', nodes: [...counts.values()].reduce((a, b) => a + b, 0) }
+  const { state, holder, quorum } = native.verdict(entries.length, answered, holders)
+  const strongest = Math.max(0, ...holders)
+  if (state === 'held' && values[holder] !== null) {
+    return { quorum, status: 'locked', value: values[holder], nodes: holders[holder] }
+  }
+  if (state === 'unknown') return { quorum, status: 'unknown', nodes: strongest }
+  if (state === 'free') return { quorum, status: 'free', nodes: 0 }
+  return { quorum, status: 'partly held', nodes: holders.reduce((a, b) => a + b, 0) }
 }
 
 const prefix = (value) => (value === null ? '(not a string)' : value.length > 8 ? `${value.slice(0, 8)}…` : value)
@@ -487,11 +501,10 @@ async function inspect({ values: options, positionals }) {
   if (positionals.length === 0) throw new UsageError('no resource named; e.g. redlock inspect nightly-report')
   if (positionals.some((r) => r === '')) throw new UsageError('a resource name cannot be empty')
   const labels = urls.map(memberLabel)
-  const quorum = Math.floor(urls.length / 2) + 1
   const byNode = await Promise.all(urls.map((member) => readMember(member, positionals, timeout, tls)))
   const report = positionals.map((resource, r) => {
     const nodes = byNode.map((answers, n) => ({ node: labels[n], ...answers[r] }))
-    return { resource, quorum, ...verdict(nodes, quorum), perNode: nodes }
+    return { resource, ...verdict(nodes), perNode: nodes }
   })
   if (options.json) {
     process.stdout.write(`${JSON.stringify(report)}\n`)
@@ -499,7 +512,7 @@ async function inspect({ values: options, positionals }) {
     const width = Math.max(...labels.map((l) => l.length))
     for (const r of report) {
       const who = r.status === 'locked' ? ` by ${prefix(r.value)}` : ''
-      process.stdout.write(`${r.resource}: ${r.status}${who} (${r.nodes} of ${urls.length} nodes hold it, quorum ${quorum})\n`)
+      process.stdout.write(`${r.resource}: ${r.status}${who} (${r.nodes} of ${urls.length} nodes hold it, quorum ${r.quorum})\n`)
       for (const e of r.perNode) {
         const detail =
           e.state === 'held'
@@ -511,8 +524,8 @@ async function inspect({ values: options, positionals }) {
       }
     }
   }
-  const answered = byNode.filter((answers) => answers[0].state !== 'down').length
-  return answered >= quorum ? 0 : EXIT.NOT_ACQUIRED
+  // Fewer than a quorum answered (every resource was read of the same nodes).
+  return report[0].status === 'unknown' ? EXIT.NOT_ACQUIRED : 0
 }
 
 async function release({ values: options, positionals }) {

@@ -30,6 +30,7 @@ pub struct Settings {
     pub retry_jitter: f64,
     /// `'fixed'` (default): every pause is `retryDelay ± retryJitter`. `'exponential'`: the
     /// pause doubles after each failed attempt, up to `maxRetryDelay`.
+    #[napi(ts_type = "'fixed' | 'exponential'")]
     pub retry_strategy: String,
     /// The longest pause of the `'exponential'` strategy, in ms. Default 5000.
     pub max_retry_delay: f64,

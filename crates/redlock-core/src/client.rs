@@ -13,7 +13,7 @@ use crate::config::{Misconfigured, NodeConfig, NodeConfigError};
 use crate::error::Error;
 use crate::lock::{Lock, Registry};
 use crate::node::Node;
-use crate::round::{Counting, InFlight, Keys, NodeErrorListener, Request, Round};
+use crate::round::{Counting, InFlight, Keys, NodeErrorListener, Request, Round, Target};
 use crate::script::Script;
 use crate::settings::Settings;
 use crate::wait::{Retries, Waits};
@@ -88,11 +88,16 @@ impl Redlock {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let target = Target {
+            value: &lock.value,
+            resources: &lock.resources,
+            lanes: &lock.lanes,
+        };
         Round::start(
             &self.nodes,
             listener,
             &self.in_flight,
-            lock,
+            target,
             request,
             per_node,
         )

@@ -218,7 +218,7 @@ fn failure(error: &redis::RedisError) -> NodeError {
         return NodeError::Auth("the cluster refused the credentials".to_owned());
     }
     if text.contains("NOAUTH") {
-        return NodeError::Auth("the cluster requires a password, and none was given".to_owned());
+        return NodeError::Auth(link::NO_PASSWORD.to_owned());
     }
     NodeError::Connection(text)
 }

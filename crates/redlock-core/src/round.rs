@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
 
-use crate::error::NodeError;
+use crate::fault::NodeError;
 use crate::fence;
-use crate::lock::Lock;
+use crate::lane::Lanes;
 use crate::node::{Answer, Node};
 use crate::quorum::{self, Tally};
 use crate::script::Script;
@@ -200,6 +200,14 @@ pub(crate) struct Request<'a> {
     pub(crate) counting: Counting,
 }
 
+/// What a round needs of the lock it acts for: its value, its resources, and its lanes.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) value: &'a str,
+    pub(crate) resources: &'a [String],
+    pub(crate) lanes: &'a Lanes,
+}
+
 /// Which keys a round's script gets on each node.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Keys {
@@ -250,7 +258,7 @@ impl Round {
         nodes: &[Arc<Node>],
         listener: Option<NodeErrorListener>,
         in_flight: &Arc<InFlight>,
-        lock: &Lock,
+        lock: Target,
         request: Request,
         per_node: Duration,
     ) -> Round {
@@ -261,7 +269,7 @@ impl Round {
             counting,
         } = request;
         let (tx, votes) = mpsc::unbounded_channel();
-        let args: Arc<[String]> = std::iter::once(lock.value.clone())
+        let args: Arc<[String]> = std::iter::once(lock.value.to_owned())
             .chain(args.iter().map(|a| a.to_string()))
             .collect();
         for (index, node) in nodes.iter().enumerate() {
