@@ -127,12 +127,7 @@ impl Redlock {
         env.spawn_future(async move {
             let acquired = engine.acquire_cancellable(resources, ttl, &settings, &cancel);
             Ok(match acquired.await {
-                Ok(lock) => Outcome {
-                    attempts: stats(&lock.attempts(), &labels, keys),
-                    lock: Some(Lock { inner: lock }),
-                    nodes_held: None,
-                    error: None,
-                },
+                Ok(lock) => Outcome::held(lock, &labels),
                 Err(e) => failure(&e, &labels, keys),
             })
         })
@@ -156,12 +151,7 @@ impl Redlock {
         env.spawn_future(async move {
             let keys = lock.resources.len();
             Ok(match engine.extend(&lock, ttl, &settings).await {
-                Ok(()) => Outcome {
-                    attempts: stats(&lock.attempts(), &labels, keys),
-                    lock: Some(Lock { inner: lock }),
-                    nodes_held: None,
-                    error: None,
-                },
+                Ok(()) => Outcome::held(lock, &labels),
                 Err(e) => failure(&e, &labels, keys),
             })
         })
@@ -457,5 +447,11 @@ pub fn verdict(membership: u32, answered: u32, holders: Vec<u32>) -> Verdict {
         state: state.to_owned(),
         holder,
         quorum: quorum::quorum_size(membership as usize) as u32,
+    }
+}
+
+impl From<Arc<redlock_core::Lock>> for Lock {
+    fn from(inner: Arc<redlock_core::Lock>) -> Self {
+        Lock { inner }
     }
 }

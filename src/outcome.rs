@@ -25,6 +25,18 @@ pub struct Outcome {
     pub error: Option<Failure>,
 }
 
+impl Outcome {
+    /// A lock acquired or extended.
+    pub fn held(lock: std::sync::Arc<redlock_core::Lock>, labels: &[String]) -> Outcome {
+        Outcome {
+            attempts: stats(&lock.attempts(), labels, lock.resources.len()),
+            lock: Some(Lock::from(lock)),
+            nodes_held: None,
+            error: None,
+        }
+    }
+}
+
 /// Why a call failed, as data: thrown by a refused call, or carried by a failed outcome.
 #[napi]
 pub struct Failure {

@@ -81,8 +81,57 @@ function compile([pkg, project, title]) {
   })
 }
 
+/**
+ * What an editor shows: hovering a setting, or an error class's `code`, shows the doc comment
+ * written where it is defined (the binding's Rust doc comments, through binding.d.ts, for the
+ * settings). Asked of TypeScript's language service, as an editor asks it.
+ */
+function checkDocs() {
+  const ts = require(newest)
+  const probe = path.join(here, 'hover-probe.ts')
+  const text = [
+    "import Redlock = require('redlock-rs')",
+    'const settings: Redlock.Settings = { driftFactor: 0.02, requestTimeout: 100 }',
+    'const code = Redlock.ResourceLockedError.code',
+    '',
+  ].join('\n')
+  const read = (file) => (file === probe ? text : ts.sys.readFile(file))
+  const service = ts.createLanguageService({
+    getScriptFileNames: () => [probe],
+    getScriptVersion: () => '1',
+    getScriptSnapshot: (file) => {
+      const content = read(file)
+      return content === undefined ? undefined : ts.ScriptSnapshot.fromString(content)
+    },
+    getCurrentDirectory: () => here,
+    getCompilationSettings: () => ({ module: ts.ModuleKind.CommonJS, strict: true, types: ['node'] }),
+    getDefaultLibFileName: ts.getDefaultLibFilePath,
+    fileExists: (file) => file === probe || ts.sys.fileExists(file),
+    readFile: read,
+    readDirectory: ts.sys.readDirectory,
+    directoryExists: ts.sys.directoryExists,
+    getDirectories: ts.sys.getDirectories,
+  })
+  const hover = (word) => {
+    const info = service.getQuickInfoAtPosition(probe, text.indexOf(word))
+    const shown = info ? `${ts.displayPartsToString(info.displayParts)} ${ts.displayPartsToString(info.documentation)}` : ''
+    return shown.replace(/\s+/g, ' ')
+  }
+  const expected = [
+    // Words of the Rust doc comments (src/settings.rs) only.
+    ['driftFactor', 'it is subtracted from the validity. Default 0.01'],
+    ['requestTimeout', 'the connect included, in ms'],
+    ['ResourceLockedError', 'ERR_REDLOCK_RESOURCE_LOCKED`: another holder'],
+  ]
+  const missing = expected.filter(([word, shown]) => !hover(word).includes(shown))
+  for (const [word, shown] of missing) console.log(`FAIL hovering ${word} does not show ${shown}: ${hover(word)}`)
+  if (missing.length === 0) console.log('ok   hovering a setting shows its doc comment from binding.d.ts')
+  return missing.length === 0
+}
+
 async function main() {
   linkPackage()
+  if (!checkDocs()) process.exitCode = 1
   const queue = runs.slice()
   const results = []
   const workers = Array.from({ length: Math.max(1, Math.min(os.availableParallelism(), 2)) }, async () => {
@@ -97,7 +146,7 @@ async function main() {
   await Promise.all(workers)
   const failed = results.filter((r) => !r.ok).length
   console.log(`type tests: ${results.length - failed} of ${results.length} projects compiled`)
-  process.exit(failed === 0 ? 0 : 1)
+  process.exit(failed === 0 && !process.exitCode ? 0 : 1)
 }
 
 main().catch((error) => {
