@@ -16,6 +16,7 @@ const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { parseArgs } = require('node:util')
 
 const { contenders, defaultModes, NODE_REDLOCK_DEFAULTS, TUNED } = require('./contenders')
 const { SCENARIOS, TIMING, job } = require('./scenarios')
@@ -26,24 +27,28 @@ const root = path.join(__dirname, '..')
 const RESULTS = path.join(__dirname, 'results')
 const DOC = path.join(root, 'docs', 'BENCHMARKS.md')
 
-function parseArgs(argv) {
-  const options = { smoke: false, reps: null, out: null, contenders: null, scenarios: null, modes: null }
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]
-    const value = () => {
-      if (i + 1 >= argv.length) throw new Error(`${flag} needs a value`)
-      return argv[++i]
-    }
-    const list = () => value().split(',').filter(Boolean)
-    if (flag === '--smoke') options.smoke = true
-    else if (flag === '--reps') options.reps = Number(value())
-    else if (flag === '--out') options.out = path.resolve(value())
-    else if (flag === '--contenders') options.contenders = list()
-    else if (flag === '--scenarios') options.scenarios = list()
-    else if (flag === '--modes') options.modes = list()
-    else throw new Error(`unknown option ${flag}`)
+function readOptions(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      smoke: { type: 'boolean', default: false },
+      reps: { type: 'string' },
+      out: { type: 'string' },
+      contenders: { type: 'string' },
+      scenarios: { type: 'string' },
+      modes: { type: 'string' },
+    },
+  })
+  const list = (value) => (value === undefined ? null : value.split(',').filter(Boolean))
+  return {
+    smoke: values.smoke,
+    reps: values.reps === undefined ? null : Number(values.reps),
+    out: values.out === undefined ? null : path.resolve(values.out),
+    contenders: list(values.contenders),
+    scenarios: list(values.scenarios),
+    modes: list(values.modes),
   }
-  return options
 }
 
 function versionOf(commandLine) {
@@ -120,7 +125,7 @@ async function flushAll(servers) {
 }
 
 async function main() {
-  const options = parseArgs(process.argv.slice(2))
+  const options = readOptions(process.argv.slice(2))
   const timing = options.smoke ? 'smoke' : 'full'
   const reps = options.reps || (options.smoke ? 1 : 3)
   const out = options.out || (options.smoke ? fs.mkdtempSync(path.join(os.tmpdir(), 'redlock-rs-bench-')) : RESULTS)

@@ -16,12 +16,20 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::future::{ready, Either, Ready};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::config::NodeConfig;
 use crate::fault::NodeError;
 use crate::tls::{self, Handshake, TlsConfig};
+
+/// A member's open connection and its serial number, or why there is none.
+pub(crate) type Opened<C> = Result<(u32, C), NodeError>;
+
+/// What [`Link::get`] answers: the open connection at once, or a connect under way.
+pub(crate) type Getting<'a, C> =
+    Either<Ready<Opened<C>>, Pin<Box<dyn Future<Output = Opened<C>> + Send + 'a>>>;
 
 /// How long after a failed connect a member is not dialled again.
 pub(crate) const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
@@ -50,16 +58,18 @@ impl<C: Clone> Link<C> {
         }
     }
 
-    /// The open connection and its serial number, or a new one made by `connect`.
-    pub(crate) async fn get<F>(&self, connect: impl FnOnce() -> F) -> Result<(u32, C), NodeError>
+    /// The open connection and its serial number, or a new one made by `connect`. Not an
+    /// `async fn`: the open connection is ready at once, and the connect (rare) is boxed, so
+    /// that neither enlarges every request's future.
+    pub(crate) fn get<'a, F>(&'a self, connect: impl FnOnce() -> F + Send + 'a) -> Getting<'a, C>
     where
-        F: Future<Output = Result<C, NodeError>>,
+        F: Future<Output = Result<C, NodeError>> + Send + 'a,
+        C: Send + 'a,
     {
-        if let Some(open) = self.current() {
-            return Ok(open);
+        match self.current() {
+            Some(open) => Either::Left(ready(Ok(open))),
+            None => Either::Right(Box::pin(self.connect(connect))),
         }
-        // Rare: boxed, so that the connect's large future is not part of every request's.
-        Box::pin(self.connect(connect)).await
     }
 
     async fn connect<F>(&self, connect: impl FnOnce() -> F) -> Result<(u32, C), NodeError>

@@ -125,8 +125,14 @@ impl Node {
         keys: &[String],
         args: &[String],
     ) -> Result<Answer, NodeError> {
+        // Written out here rather than in a method of `Plain`: every level of async fn would
+        // store the arguments again in every request's future.
         let answer = match &self.form {
-            Form::Plain(plain) => plain.eval(&self.config, script, keys, args).await,
+            Form::Plain(plain) => {
+                let (serial, mut conn) = plain.link.get(|| plain.connect(&self.config)).await?;
+                let answer = script::run(&mut conn, script, keys, args).await;
+                answer.map_err(|e| plain.failure(serial, e))
+            }
             // Boxed, so that the cluster's future does not enlarge a single node's.
             Form::Cluster(cluster) => Box::pin(cluster.eval(script, keys, args)).await,
         };
@@ -169,20 +175,11 @@ impl Node {
 }
 
 impl Plain {
-    async fn eval(
-        &self,
-        config: &NodeConfig,
-        script: &Script,
-        keys: &[String],
-        args: &[String],
-    ) -> Result<redis::Value, NodeError> {
-        let (serial, mut conn) = self.link.get(|| self.connect(config)).await?;
-        let answer = script::run(&mut conn, script, keys, args);
-        answer.await.map_err(|e| {
-            link::request_failure(e, |e| {
-                self.link.forget(serial);
-                NodeError::Connection(e.to_string())
-            })
+    /// What a failed request on connection `serial` means; a broken connection is forgotten.
+    fn failure(&self, serial: u32, error: redis::RedisError) -> NodeError {
+        link::request_failure(error, |e| {
+            self.link.forget(serial);
+            NodeError::Connection(e.to_string())
         })
     }
 

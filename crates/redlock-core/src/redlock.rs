@@ -65,7 +65,12 @@ impl Redlock {
         };
         let mut attempts = Vec::new();
         let acquiring = async {
-            let mut waiting = self.waits.join(&self.nodes, &lock, per_node).await;
+            let entering = self.waits.line(&self.nodes, &lock.resources);
+            tokio::pin!(entering);
+            let mut waiting = self
+                .waits
+                .join(&self.nodes, &lock, per_node, entering)
+                .await;
             waiting.first(settings).await;
             let attempt = || self.attempt(&lock, ttl, settings);
             let granted = |validity, attempts| lock.granted(validity, attempts);

@@ -188,6 +188,17 @@ pub(crate) async fn run(
     if !is_noscript(&answer) {
         return answer;
     }
+    // Rare: boxed, so that its future does not enlarge every request's.
+    Box::pin(eval(conn, script, keys, args)).await
+}
+
+/// Runs `script` by its source (EVAL), for a node that does not know its SHA1.
+async fn eval(
+    conn: &mut impl Sender,
+    script: &Script,
+    keys: &[String],
+    args: &[String],
+) -> redis::RedisResult<redis::Value> {
     let mut eval = redis::cmd("EVAL");
     eval.arg(script.source).arg(keys.len()).arg(keys).arg(args);
     conn.send(&eval).await

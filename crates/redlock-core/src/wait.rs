@@ -75,18 +75,25 @@ impl Waits {
         }
     }
 
-    /// Joins the line for `lock`'s resources on `nodes`; `timeout` bounds each node's
-    /// subscription to release notices.
+    /// Enters the line for `resources` on `nodes`: ready at this acquirer's turn.
+    pub(crate) fn line(
+        &self,
+        nodes: &[Arc<Node>],
+        resources: &[String],
+    ) -> impl Future<Output = Turn> + Send + '_ {
+        let name = self.line_name(nodes, resources);
+        async move { self.lines.enter(&name).await }
+    }
+
+    /// Joins the line `entering` ([`Waits::line`]) for `lock`'s resources on `nodes`;
+    /// `timeout` bounds each node's subscription to release notices.
     pub(crate) async fn join<'a>(
         &'a self,
         nodes: &'a [Arc<Node>],
         lock: &'a Lock,
         timeout: Duration,
+        mut entering: Entering<'a>,
     ) -> Waiting<'a> {
-        let name = self.line_name(nodes, &lock.resources);
-        let lines = self.lines.clone();
-        let mut entering: Pin<Box<dyn Future<Output = Turn> + Send>> =
-            Box::pin(async move { lines.enter(&name).await });
         let turn = match poll_once(entering.as_mut()).await {
             Poll::Ready(turn) => Some(turn),
             Poll::Pending => None,
@@ -120,6 +127,9 @@ impl Waits {
     }
 }
 
+/// An acquirer's way into its line, pinned where it waits.
+pub(crate) type Entering<'a> = Pin<&'a mut (dyn Future<Output = Turn> + Send + 'a)>;
+
 /// One acquisition's place in its line, and its subscription to release notices once it
 /// has one. Dropping it leaves the line and unsubscribes.
 pub(crate) struct Waiting<'a> {
@@ -127,7 +137,7 @@ pub(crate) struct Waiting<'a> {
     nodes: &'a [Arc<Node>],
     lock: &'a Lock,
     timeout: Duration,
-    entering: Pin<Box<dyn Future<Output = Turn> + Send>>,
+    entering: Entering<'a>,
     turn: Option<Turn>,
     subscription: Option<Subscription>,
     fast_splits: u32,
