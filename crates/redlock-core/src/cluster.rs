@@ -33,7 +33,8 @@ use std::time::Duration;
 use crate::config::NodeConfig;
 use crate::fault::NodeError;
 use crate::link::{self, Link};
-use crate::{fence, script, tls};
+use crate::script::{self, Sender};
+use crate::{fence, tls};
 
 /// How long one dial of a cluster node may take inside the cluster client (its own
 /// reconnects included); the caller's per-node timeout still bounds every request.
@@ -122,7 +123,8 @@ impl ClusterMember {
         args: &[String],
     ) -> Result<redis::Value, NodeError> {
         let (_, mut conn) = self.link.get(|| self.connect()).await?;
-        script::run(&mut conn, script, keys, args)
+        let answer = conn.send(&script::evalsha(script, keys, args)).await;
+        script::or_by_source(answer, &mut conn, script, keys, args)
             .await
             .map_err(|e| link::request_failure(e, failure))
     }

@@ -2,7 +2,7 @@
 //! one ([`crate::cluster`]), and how a script reaches it.
 //!
 //! Both forms keep one shared connection ([`crate::link`]), opened on first use and
-//! replaced when it breaks, and run scripts the same way ([`crate::script::run`]). How long
+//! replaced when it breaks, and run scripts the same way ([`crate::script::or_by_source`]). How long
 //! a request may take is the caller's business ([`crate::round`]): every wait here, the
 //! connect included, is cancelled when the caller's per-node timeout runs out.
 //!
@@ -22,7 +22,7 @@ use crate::cluster::ClusterMember;
 use crate::config::NodeConfig;
 use crate::fault::NodeError;
 use crate::link::{self, Link};
-use crate::script::{self, Script};
+use crate::script::{self, Script, Sender};
 use crate::tls::Handshake;
 
 /// A script's answer: how many keys it acted on, and for a fenced acquisition the node's
@@ -130,7 +130,8 @@ impl Node {
         let answer = match &self.form {
             Form::Plain(plain) => {
                 let (serial, mut conn) = plain.link.get(|| plain.connect(&self.config)).await?;
-                let answer = script::run(&mut conn, script, keys, args).await;
+                let answer = conn.send(&script::evalsha(script, keys, args)).await;
+                let answer = script::or_by_source(answer, &mut conn, script, keys, args).await;
                 answer.map_err(|e| plain.failure(serial, e))
             }
             // Boxed, so that the cluster's future does not enlarge a single node's.

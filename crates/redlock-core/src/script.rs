@@ -5,7 +5,7 @@
 //! string, a script answers with the number of keys it acted on), so a node-redlock process
 //! and a redlock-rs process exclude each other on the same key and a fleet can move over one
 //! process at a time. Scripts are sent by SHA1 (EVALSHA), and by source (EVAL) when a node
-//! answers NOSCRIPT ([`run`]); both kinds of member load them all when they connect
+//! answers NOSCRIPT ([`or_by_source`]); both kinds of member load them all when they connect
 //! ([`load`]), so that the fallback is rare.
 
 use std::sync::LazyLock;
@@ -176,15 +176,16 @@ impl Sender for redis::cluster_async::ClusterConnection {
     }
 }
 
-/// Runs `script` over `keys` with `args` on `conn`: by its SHA1, then by its source when
-/// the node does not know it (a restarted or flushed node).
-pub(crate) async fn run(
+/// The answer to `script` sent by its SHA1 ([`evalsha`]); or, when the node did not know it
+/// (a restarted or flushed node answers NOSCRIPT), the answer to it sent again by its source
+/// on `conn`. Awaited after the EVALSHA, so that its own state never adds to that request's.
+pub(crate) async fn or_by_source(
+    answer: redis::RedisResult<redis::Value>,
     conn: &mut impl Sender,
     script: &Script,
     keys: &[String],
     args: &[String],
 ) -> redis::RedisResult<redis::Value> {
-    let answer = conn.send(&evalsha(script, keys, args)).await;
     if !is_noscript(&answer) {
         return answer;
     }
@@ -205,7 +206,7 @@ async fn eval(
 }
 
 /// EVALSHA of `script` over `keys` with `args`.
-fn evalsha(script: &Script, keys: &[String], args: &[String]) -> redis::Cmd {
+pub(crate) fn evalsha(script: &Script, keys: &[String], args: &[String]) -> redis::Cmd {
     // Sized up front: growing the buffer argument by argument costs more than the rest.
     let size = keys.iter().chain(args).map(|a| a.len() + 16).sum::<usize>() + 80;
     let mut cmd = redis::Cmd::with_capacity(3 + keys.len() + args.len(), size);

@@ -252,12 +252,14 @@ impl Retries<'_> {
                 missed.settle().await;
                 return Err(give_up(std::mem::take(attempts)));
             };
-            let wait = async {
+            // Only after a missed attempt: boxed, so that the waits do not enlarge every
+            // operation's future (an uncontended one never waits).
+            let wait = Box::pin(async {
                 match waiting.as_deref_mut() {
                     Some(waiting) => waiting.again(&missed, pause, settings).await,
                     None => tokio::time::sleep(pause).await,
                 }
-            };
+            });
             tokio::select! {
                 _ = wait => {}
                 _ = shutdown.cancelled() => return Err(Error::Closed),
