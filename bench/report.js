@@ -70,7 +70,7 @@ function targets(tables) {
       const cpu = value(wide, subject.id, 'cpu')
       check(
         `512 loops: CPU per lock ÷ that of ${bestPeer.label}`,
-        cpu / bestPeer.values.cpu.median,
+        cpu / bestPeer.values.cpu?.median,
         1,
         true,
       )

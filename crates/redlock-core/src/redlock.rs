@@ -26,7 +26,7 @@ use crate::quorum;
 use crate::round::{Attempt, Counting, Decided, Keys, Request, Round};
 use crate::script;
 use crate::settings::Settings;
-use crate::wait::{Missed, Outcome, Tried};
+use crate::wait::{Missed, Outcome, Seen, Tried};
 
 impl Redlock {
     /// Acquires a lock on all of `resources` for `ttl`.
@@ -150,13 +150,16 @@ impl Redlock {
             true => &[],
             false => &[notice::CHANNEL_PREFIX],
         };
-        let undo = Some(self.undo(lock, announce, per_node));
+        // It runs on its own while the acquirer waits to retry.
+        let undo = Some(self.undo(lock, announce, per_node).detach());
         (
             record,
             Outcome::Missed(Missed {
-                held,
-                split,
-                elapsed,
+                seen: Seen {
+                    held,
+                    split,
+                    elapsed,
+                },
                 undo,
             }),
         )

@@ -8,10 +8,13 @@
 //! how.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, Notify};
 
 use crate::fault::NodeError;
@@ -111,11 +114,21 @@ impl Attempt {
 /// writes it before the same lock's next command ([`Round::start`]).
 const KEEP_UNANSWERED: Duration = Duration::from_secs(30);
 
+/// One node's request of a round, with what follows its vote (a timed-out request is kept
+/// until answered).
+type NodeRequest = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// One fan-out in flight: the votes arrive on `votes` as the nodes answer.
+///
+/// The requests run in the task that waits for the votes ([`Round::decide`]), so that an
+/// answer wakes no task but the caller's. Once nobody waits for them (the round is decided,
+/// detached or dropped), the requests still running finish in one task of their own: a
+/// straggler still lands, in its lane's order, and is still counted in flight.
 pub(crate) struct Round {
     votes: mpsc::UnboundedReceiver<(usize, Vote, Option<Answer>)>,
     tally: Tally,
     record: Attempt,
+    requests: FuturesUnordered<NodeRequest>,
 }
 
 /// A decided round: whether the quorum was reached, the votes, and the highest fencing
@@ -219,13 +232,29 @@ pub(crate) enum Keys {
     Counters,
 }
 
+impl Drop for Round {
+    fn drop(&mut self) {
+        self.run_rest();
+    }
+}
+
 impl Round {
     /// Waits until the round is decided, or until every node answered when `all` is set.
     /// Returns whether the quorum was reached, and the record of the votes so far.
     pub(crate) async fn decide(mut self, all: bool) -> Decided {
         let mut highest_counter = None;
         let mut holders: HashMap<String, usize> = HashMap::new();
-        while let Some((node, vote, answer)) = self.votes.recv().await {
+        loop {
+            let driving = !self.requests.is_empty();
+            let received = tokio::select! {
+                biased;
+                received = self.votes.recv() => received,
+                // Polling the requests sends their votes; an answer wakes this task only.
+                Some(()) = self.requests.next(), if driving => continue,
+            };
+            let Some((node, vote, answer)) = received else {
+                break;
+            };
             if let Some(answer) = answer {
                 if vote.is_for() {
                     highest_counter = highest_counter.max(answer.counter);
@@ -241,11 +270,34 @@ impl Round {
                 break;
             }
         }
+        let record = Attempt {
+            votes: std::mem::take(&mut self.record.votes),
+            ..self.record
+        };
         Decided {
             quorum: self.tally.decision() == Some(true),
-            record: self.record,
+            record,
             highest_counter,
             strongest_holder: holders.values().copied().max().unwrap_or(0),
+        }
+    }
+
+    /// Lets the requests run on their own, for a round whose votes are read later if at all
+    /// (the undo of a failed attempt, while its acquirer waits to retry).
+    pub(crate) fn detach(mut self) -> Round {
+        self.run_rest();
+        self
+    }
+
+    /// Hands the requests still running to a task of their own.
+    fn run_rest(&mut self) {
+        if self.requests.is_empty() {
+            return;
+        }
+        let mut rest = std::mem::take(&mut self.requests);
+        // Without a runtime (the process is shutting down) there is nothing left to run them.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { while rest.next().await.is_some() {} });
         }
     }
 
@@ -269,6 +321,7 @@ impl Round {
             counting,
         } = request;
         let (tx, votes) = mpsc::unbounded_channel();
+        let requests: FuturesUnordered<NodeRequest> = FuturesUnordered::new();
         let args: Arc<[String]> = std::iter::once(lock.value.to_owned())
             .chain(args.iter().map(|a| a.to_string()))
             .collect();
@@ -290,7 +343,7 @@ impl Round {
             let tx = tx.clone();
             let listener = listener.clone();
             let counted = in_flight.begin();
-            tokio::spawn(async move {
+            requests.push(Box::pin(async move {
                 // The timeout starts once it is this command's turn: a command queued behind
                 // one that timed out must still be sent, or a release could be lost while
                 // the acquire it follows lands when the node resumes.
@@ -330,10 +383,11 @@ impl Round {
                         _ = tokio::time::sleep(KEEP_UNANSWERED) => {}
                     }
                 }
-            });
+            }));
         }
         Round {
             votes,
+            requests,
             tally: Tally::new(nodes.len()),
             record: Attempt {
                 membership: nodes.len(),

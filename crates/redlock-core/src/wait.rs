@@ -44,14 +44,20 @@ pub(crate) struct Waits {
 /// What a failed attempt leaves for the wait before the next one.
 #[derive(Default)]
 pub(crate) struct Missed {
+    pub(crate) seen: Seen,
+    /// The undo of the failed attempt, under way on its own.
+    pub(crate) undo: Option<Round>,
+}
+
+/// What a failed attempt saw of its contenders.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Seen {
     /// Some node answered that another holder has the keys.
     pub(crate) held: bool,
     /// Contenders split the nodes and nobody can have won.
     pub(crate) split: bool,
     /// How long the attempt took: about one round trip to a quorum.
     pub(crate) elapsed: Duration,
-    /// The undo of the failed attempt, under way.
-    pub(crate) undo: Option<Round>,
 }
 
 impl Missed {
@@ -158,8 +164,8 @@ impl Waiting<'_> {
         }
     }
 
-    /// Before a retry after the attempt that `missed`, whose retry timer is `pause`.
-    pub(crate) async fn again(&mut self, missed: &Missed, pause: Duration, settings: &Settings) {
+    /// Before a retry after an attempt that saw `missed`, whose retry timer is `pause`.
+    pub(crate) async fn again(&mut self, missed: Seen, pause: Duration, settings: &Settings) {
         if self.turn.is_none() {
             tokio::select! {
                 t = &mut self.entering => self.turn = Some(t),
@@ -256,7 +262,7 @@ impl Retries<'_> {
             // operation's future (an uncontended one never waits).
             let wait = Box::pin(async {
                 match waiting.as_deref_mut() {
-                    Some(waiting) => waiting.again(&missed, pause, settings).await,
+                    Some(waiting) => waiting.again(missed.seen, pause, settings).await,
                     None => tokio::time::sleep(pause).await,
                 }
             });
