@@ -7,22 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redlock_core::{Error, NodeError, RetryStrategy, Settings, Vote};
-use support::{eventually, now_ms, quick_settings, redlock, start_servers, Server};
+use support::{
+    absent, eventually, held_by, ms, names, now_ms, quick_settings, redlock, start_servers, Server,
+};
 
 const TTL: Duration = Duration::from_secs(10);
 const SETTLE: Duration = Duration::from_secs(1);
-
-fn names(resources: &[&str]) -> Vec<String> {
-    resources.iter().map(|r| r.to_string()).collect()
-}
-
-fn held_by(servers: &[Server], key: &str, value: &str) -> bool {
-    servers.iter().all(|s| s.get(key).as_deref() == Some(value))
-}
-
-fn absent(servers: &[Server], key: &str) -> bool {
-    servers.iter().all(|s| s.get(key).is_none())
-}
 
 /// `unwrap_err` for results whose success (`Arc<Lock>`) has no `Debug`.
 trait Refused {
@@ -36,10 +26,6 @@ impl<T> Refused for Result<T, Error> {
             Err(e) => e,
         }
     }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use redlock_core::{fence, CancellationToken, Error, Lock, Lost, Redlock, Settings, Vote};
 use redlock_core::{Watch, Watchdog};
-use support::{eventually, now_ms, quick_settings, redlock, start_servers, Server};
+use support::{
+    absent, eventually, held_by, ms, names, now_ms, quick_settings, redlock, start_servers, Server,
+};
 use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
 
@@ -20,22 +22,6 @@ const TTL: Duration = Duration::from_secs(10);
 const SETTLE: Duration = Duration::from_secs(1);
 /// The bound on anything that should end on its own, so that a bug fails instead of hanging.
 const NO_HANG: Duration = Duration::from_secs(5);
-
-fn names(resources: &[&str]) -> Vec<String> {
-    resources.iter().map(|r| r.to_string()).collect()
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn held_by(servers: &[Server], key: &str, value: &str) -> bool {
-    servers.iter().all(|s| s.get(key).as_deref() == Some(value))
-}
-
-fn absent(servers: &[Server], key: &str) -> bool {
-    servers.iter().all(|s| s.get(key).is_none())
-}
 
 /// How many of `servers` hold `value` under `key` with an expiry still ahead.
 fn live_on(servers: &[Server], key: &str, value: &str) -> usize {

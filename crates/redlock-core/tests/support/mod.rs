@@ -143,6 +143,26 @@ impl Drop for Server {
     }
 }
 
+/// Resource names as the engine takes them.
+pub fn names(resources: &[&str]) -> Vec<String> {
+    resources.iter().map(|r| r.to_string()).collect()
+}
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Whether every one of `servers` holds `value` under `key`.
+pub fn held_by(servers: &[Server], key: &str, value: &str) -> bool {
+    servers.iter().all(|s| s.get(key).as_deref() == Some(value))
+}
+
+/// Whether none of `servers` has `key`.
+pub fn absent(servers: &[Server], key: &str) -> bool {
+    servers.iter().all(|s| s.get(key).is_none())
+}
+
 /// Starts `n` servers.
 pub fn start_servers(n: usize) -> Vec<Server> {
     (0..n).map(|_| Server::start()).collect()
