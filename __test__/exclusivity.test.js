@@ -78,7 +78,9 @@ test('overlapping multi-resource locks are exclusive and leave no partial key be
   const conly = await other.acquire([c], 5000)
   await conly.release()
   await ab.release()
-  // once released, [b, c] can be taken
+  // once the release has reached every node (it answers at quorum, and another client's
+  // acquire racing its stragglers may find the old value on a node), [b, c] can be taken
+  await goneEverywhere(b)
   const bc = await other.acquire([b, c], 5000)
   await heldEverywhere(b, bc.value)
   await heldEverywhere(c, bc.value)
