@@ -17,15 +17,22 @@ const { performance } = require('node:perf_hooks')
 const Redlock = require('..')
 const { startServers, stopServers } = require('../scripts/redis-servers.js')
 const { startClusters } = require('../__test__/support/cluster.js')
+const { readOptions } = require('./options')
 
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
-}
-const CYCLES = option('cycles', 2000)
-const SECONDS = option('seconds', 3)
-const LOOPS = option('loops', 64)
-const REPS = option('reps', 3)
+const {
+  cycles: CYCLES,
+  seconds: SECONDS,
+  loops: LOOPS,
+  reps: REPS,
+} = readOptions(
+  {
+    cycles: { type: 'integer', default: 2000 },
+    seconds: { type: 'number', default: 3 },
+    loops: { type: 'integer', default: 64 },
+    reps: { type: 'integer', default: 3 },
+  },
+  'node bench/cluster.js [--cycles 2000] [--seconds 3] [--loops 64] [--reps 3]',
+)
 
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]

@@ -15,14 +15,17 @@
 
 const Redlock = require('..')
 const { startServers, stopServers } = require('../__test__/support/servers')
+const { readOptions } = require('./options')
 
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`)
-  if (i === -1 || i + 1 >= process.argv.length) return fallback
-  const value = Number(process.argv[i + 1])
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`)
-  return value
-}
+const OPTIONS = readOptions(
+  {
+    cycles: { type: 'integer', default: 4000 },
+    blocks: { type: 'integer', default: 20 },
+    warmup: { type: 'integer', default: 500 },
+    persistence: { type: 'boolean', default: false },
+  },
+  'node bench/fencing.js [--cycles 4000] [--blocks 20] [--warmup 500] [--persistence]',
+)
 
 async function cycle(redlock, key) {
   const start = process.hrtime.bigint()
@@ -36,11 +39,8 @@ function percentile(sorted, p) {
 }
 
 async function main() {
-  const cycles = option('cycles', 4000)
-  const blocks = option('blocks', 20)
-  const warmup = option('warmup', 500)
+  const { cycles, blocks, warmup, persistence } = OPTIONS
   const perBlock = Math.ceil(cycles / blocks)
-  const persistence = process.argv.includes('--persistence')
   const servers = await startServers(5, { persistence })
   const urls = servers.map((s) => s.url)
   const tag = `${process.pid}:${Date.now().toString(36)}`

@@ -16,15 +16,28 @@
 // that its release is done). A mode runs until `--handoffs` hand-offs or its time limit.
 //
 // "overlaps" counts grants that resolved before the previous holder had even begun its
-// release: a mutual-exclusion violation (should be 0).
+// release: a mutual-exclusion violation (should be 0). The last line checks issue 14's target
+// for the default (notification) mode: hand-off wait p50 across 8 processes at most 1 ms.
 
 const { fork } = require('node:child_process')
-const path = require('node:path')
+
+const { readOptions } = require('./options')
 
 const now = () => performance.timeOrigin + performance.now()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-if (process.argv.includes('--child')) {
+// `--child` is how the parent starts its waiter processes, not an option for users.
+const OPTIONS = readOptions(
+  {
+    handoffs: { type: 'integer', default: 1000 },
+    waiters: { type: 'integer', default: 8 },
+    'time-limit': { type: 'number', default: 30 },
+    child: { type: 'boolean', default: false },
+  },
+  'node bench/handoff.js [--handoffs 1000] [--waiters 8] [--time-limit 30]',
+)
+
+if (OPTIONS.child) {
   child()
 } else {
   main().catch((error) => {
@@ -89,14 +102,6 @@ function child() {
 // ---------------------------------------------------------------------------------------
 // The parent: servers, modes, statistics, table.
 
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`)
-  if (i === -1 || i + 1 >= process.argv.length) return fallback
-  const value = Number(process.argv[i + 1])
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`)
-  return value
-}
-
 const MODES = [
   {
     name: 'notification (wakeOnRelease true, retryDelay 200 ±100)',
@@ -114,9 +119,8 @@ const MODES = [
 
 async function main() {
   const { startServers, stopServers } = require('../__test__/support/servers')
-  const handoffs = option('handoffs', 1000)
-  const waiters = option('waiters', 8)
-  const timeLimit = option('time-limit', 30) * 1000
+  const { handoffs, waiters } = OPTIONS
+  const timeLimit = OPTIONS['time-limit'] * 1000
   const servers = await startServers(5)
   const urls = servers.map((s) => s.url)
   const rows = []
@@ -143,6 +147,16 @@ async function main() {
       `| ${r.name} | ${r.changes} | ${r.grants} | ${r.seconds.toFixed(1)} | ${r.changesPerSecond.toFixed(0)} | ` +
         `${r.grantsPerSecond.toFixed(0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} | ${r.failures} | ` +
         `${r.maxStreak} | ${r.overlaps} |`,
+    )
+  }
+  // Issue 14's target S3 across processes: the default mode hands the lock on within 1 ms.
+  const notification = rows[0]
+  if (notification.p50 !== undefined) {
+    const met = notification.p50 <= 1
+    console.log(
+      `\nTarget S3 (issue 14), hand-off wait across ${waiters} processes, ${notification.name}: ` +
+        `p50 ${fmt(notification.p50)} ms, limit ≤ 1 ms ${met ? '✓' : '✗'}` +
+        (waiters === 8 ? '' : ' (the target is stated for 8 processes)'),
     )
   }
 }
