@@ -55,11 +55,14 @@ function version(pkg) {
   return require(path.join(root, 'node_modules', pkg, 'package.json')).version
 }
 
-/** ioredis clients, one per URL, with ioredis's defaults; their errors are expected here. */
-function ioredisClients(urls) {
+/**
+ * ioredis clients, one per URL, with ioredis's defaults plus `options`; their errors are
+ * expected here.
+ */
+function ioredisClients(urls, options = {}) {
   const IORedis = require('ioredis')
   return urls.map((url) => {
-    const client = new IORedis(url)
+    const client = new IORedis(url, options)
     client.on('error', () => {})
     return client
   })
@@ -182,66 +185,75 @@ return #KEYS`
  * Redlock's minimum work straight on ioredis: SET NX PX (a script for several keys) to every
  * node at once, compare-and-delete to every node at once, each decided at quorum; retries
  * undo the attempt and pause retryDelay ± retryJitter. No per-node timeout, no bookkeeping.
+ * With `autoPipelining`, the clients are made with `enableAutoPipelining: true`: the commands
+ * issued to a node in one tick of the event loop go out in one write.
  */
-const floorIoredis = {
-  id: 'floor-ioredis',
-  label: 'floor: ioredis, by hand',
-  role: 'floor',
-  kind: 'node',
-  version: () => `ioredis ${version('ioredis')}`,
-  open(urls, retry) {
-    const clients = ioredisClients(urls)
-    for (const client of clients) {
-      client.defineCommand('floorRelease', { lua: RELEASE_SCRIPT })
-      client.defineCommand('floorAcquireAll', { lua: ACQUIRE_ALL_SCRIPT })
-    }
-    const quorum = Math.floor(clients.length / 2) + 1
-    const { retryCount, retryDelay, retryJitter } = { ...NODE_REDLOCK_DEFAULTS, ...(retry ? TUNED : {}) }
-    const round = (send, granted) =>
-      new Promise((resolve) => {
-        let votesFor = 0
-        let votesAgainst = 0
-        const vote = (yes) => {
-          if (yes) votesFor += 1
-          else votesAgainst += 1
-          if (votesFor === quorum) resolve(true)
-          else if (votesAgainst === clients.length - quorum + 1) resolve(false)
+function floorIoredis({ autoPipelining = false } = {}) {
+  return {
+    id: autoPipelining ? 'floor-ioredis-ap' : 'floor-ioredis',
+    label: autoPipelining ? 'floor: ioredis, by hand, auto-pipelined' : 'floor: ioredis, by hand',
+    role: 'floor',
+    kind: 'node',
+    version: () => `ioredis ${version('ioredis')}${autoPipelining ? ', enableAutoPipelining' : ''}`,
+    open(urls, retry) {
+      const options = autoPipelining ? { enableAutoPipelining: true } : {}
+      return openFloorIoredis(ioredisClients(urls, options), retry)
+    },
+  }
+}
+
+/** The hand-written Redlock of floorIoredis on the given clients. */
+function openFloorIoredis(clients, retry) {
+  for (const client of clients) {
+    client.defineCommand('floorRelease', { lua: RELEASE_SCRIPT })
+    client.defineCommand('floorAcquireAll', { lua: ACQUIRE_ALL_SCRIPT })
+  }
+  const quorum = Math.floor(clients.length / 2) + 1
+  const { retryCount, retryDelay, retryJitter } = { ...NODE_REDLOCK_DEFAULTS, ...(retry ? TUNED : {}) }
+  const round = (send, granted) =>
+    new Promise((resolve) => {
+      let votesFor = 0
+      let votesAgainst = 0
+      const vote = (yes) => {
+        if (yes) votesFor += 1
+        else votesAgainst += 1
+        if (votesFor === quorum) resolve(true)
+        else if (votesAgainst === clients.length - quorum + 1) resolve(false)
+      }
+      for (const client of clients) {
+        send(client).then(
+          (answer) => vote(granted(answer)),
+          () => vote(false),
+        )
+      }
+    })
+  const release = ({ keys, value }) =>
+    round(
+      (c) => c.floorRelease(keys.length, ...keys, value),
+      () => true,
+    )
+  return {
+    async acquire(keys, ttl) {
+      const value = crypto.randomBytes(16).toString('hex')
+      const send =
+        keys.length === 1
+          ? (c) => c.set(keys[0], value, 'PX', ttl, 'NX')
+          : (c) => c.floorAcquireAll(keys.length, ...keys, value, ttl)
+      for (let attempt = 0; ; attempt++) {
+        if (await round(send, (answer) => answer === 'OK' || answer === keys.length)) {
+          return { keys, value }
         }
-        for (const client of clients) {
-          send(client).then(
-            (answer) => vote(granted(answer)),
-            () => vote(false),
-          )
-        }
-      })
-    const release = ({ keys, value }) =>
-      round(
-        (c) => c.floorRelease(keys.length, ...keys, value),
-        () => true,
-      )
-    return {
-      async acquire(keys, ttl) {
-        const value = crypto.randomBytes(16).toString('hex')
-        const send =
-          keys.length === 1
-            ? (c) => c.set(keys[0], value, 'PX', ttl, 'NX')
-            : (c) => c.floorAcquireAll(keys.length, ...keys, value, ttl)
-        for (let attempt = 0; ; attempt++) {
-          if (await round(send, (answer) => answer === 'OK' || answer === keys.length)) {
-            return { keys, value }
-          }
-          await release({ keys, value })
-          if (attempt === retryCount) throw new Error('the lock was not granted')
-          const pause = retryDelay + Math.round((Math.random() * 2 - 1) * retryJitter)
-          await new Promise((r) => setTimeout(r, Math.max(0, pause)))
-        }
-      },
-      async release(handle) {
-        if (!(await release(handle))) throw new Error('no quorum answered the release')
-      },
-      close: () => disconnect(clients),
-    }
-  },
+        await release({ keys, value })
+        if (attempt === retryCount) throw new Error('the lock was not granted')
+        const pause = retryDelay + Math.round((Math.random() * 2 - 1) * retryJitter)
+        await new Promise((r) => setTimeout(r, Math.max(0, pause)))
+      }
+    },
+    async release(handle) {
+      if (!(await release(handle))) throw new Error('no quorum answered the release')
+    },
+    close: () => disconnect(clients),
+  }
 }
 
 function floorRust(runtime) {
@@ -290,7 +302,8 @@ function contenders(modes = defaultModes(), { optional = false } = {}) {
     nodeRedlock4,
     sesamecare,
     redisSemaphore,
-    floorIoredis,
+    floorIoredis(),
+    floorIoredis({ autoPipelining: true }),
     floorRust('multi'),
     floorRust('current'),
     ...(optional ? [engineRust('multi'), engineRust('current')] : []),
