@@ -81,8 +81,8 @@ function targets(tables) {
 
 function number(v, metric) {
   if (v === null || v === undefined || !Number.isFinite(v)) return '–'
-  const unit = METRICS[metric].unit
-  const digits = unit === 'ms' || (metric === 'failures' && v < 100) ? 1 : 0
+  const { unit, digits: fixed } = METRICS[metric]
+  const digits = fixed ?? (unit === 'ms' || (metric === 'failures' && v < 100) ? 1 : 0)
   return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 }
 
@@ -124,6 +124,9 @@ function markdown(summary) {
     if (rows.some((r) => r.stalled) && scenario.columns.includes('p50')) {
       out.push('', '≥: some cycles had not finished a second after the window closed; they count with the time they had taken by then.')
     }
+    if (scenario.columns.includes('redisCpu') || scenario.columns.includes('switches')) {
+      out.push('', COUNTS_NOTE)
+    }
     out.push('')
   }
   if (summary.targets.length) {
@@ -137,6 +140,15 @@ function markdown(summary) {
   }
   return out.join('\n')
 }
+
+/** How the per-cycle counts were taken, under each table that shows them. */
+const COUNTS_NOTE =
+  'Client CPU: user + system time of the contender\'s process over the window. Redis CPU: the 5 servers\' ' +
+  '`used_cpu_sys + used_cpu_user` (INFO cpu), read by the runner when the contender reports that its window ' +
+  'opens and closes; the load keeps running while they are read, so the span matches the window to within ' +
+  'the events\' delivery (about a millisecond), and it is scaled to the window\'s length. Context switches: ' +
+  'voluntary + involuntary, summed over all threads of the contender\'s process ' +
+  '(/proc/self/task/*/status at the window\'s start and end).'
 
 const COLORS = { subject: '#d9480f', library: '#1971c2', floor: '#868e96' }
 

@@ -21,7 +21,7 @@ const { parseArgs } = require('node:util')
 const { contenders, defaultModes, NODE_REDLOCK_DEFAULTS, TUNED } = require('./contenders')
 const { SCENARIOS, TIMING, job } = require('./scenarios')
 const report = require('./report')
-const { startServers, stopServers, command } = require('../__test__/support/servers')
+const { startServers, stopServers, command, Conn } = require('../__test__/support/servers')
 
 const root = path.join(__dirname, '..')
 const RESULTS = path.join(__dirname, 'results')
@@ -84,14 +84,73 @@ function floorArgs(contender, urls, j) {
 }
 
 /**
+ * The redis-servers' own CPU time (INFO cpu: used_cpu_sys + used_cpu_user), read over one open
+ * connection per server. `read()` resolves with when it was asked (ms) and each server's CPU
+ * time in ms (null for a server that is down or did not answer).
+ */
+function redisCpuMeter(servers) {
+  const connections = new Map()
+  const readOne = async (server) => {
+    if (!server.running) return null
+    let conn = connections.get(server)
+    if (!conn || conn._closed || conn._fatal) {
+      conn = new Conn(server.url, { timeout: 2000 })
+      connections.set(server, conn)
+    }
+    try {
+      const info = String(await conn.send('INFO', 'cpu'))
+      const field = (name) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1])
+      const seconds = field('used_cpu_sys') + field('used_cpu_user')
+      return Number.isFinite(seconds) ? seconds * 1000 : null
+    } catch {
+      conn.close()
+      connections.delete(server)
+      return null
+    }
+  }
+  return {
+    async read() {
+      const at = performance.now()
+      return { at, cpu: await Promise.all(servers.map(readOne)) }
+    },
+    close() {
+      for (const conn of connections.values()) conn.close()
+      connections.clear()
+    },
+  }
+}
+
+/**
+ * The servers' CPU time in a job's window from the readings at its start and end, summed over
+ * the servers that answered both, scaled from the runner's span between the readings to the
+ * job's own window (they differ by the time the window's events take to arrive).
+ */
+function redisCpuOf(start, end, result) {
+  let cpu = 0
+  let servers = 0
+  start.cpu.forEach((before, i) => {
+    const after = end.cpu[i]
+    if (before === null || after === null) return
+    cpu += after - before
+    servers += 1
+  })
+  const span = end.at - start.at
+  if (!servers || !(span > 0)) return {}
+  return { redis_cpu_ms: (cpu * result.elapsed_ms) / span, redis_span_ms: span, redis_servers: servers }
+}
+
+/**
  * Runs one child (a worker with one or more jobs, or the floor binary with one) and resolves
  * with its results by job index. `onWarm(job)` runs when a job asks for its node to be killed;
- * the window starts when it resolves.
+ * the window starts when it resolves. `onWindow()` runs as a job's window starts and as it
+ * ends, and resolves with a reading of the servers' CPU time, from which each result gets its
+ * `redis_cpu_ms`.
  */
-function runChild(cmd, args, env, onWarm) {
+function runChild(cmd, args, env, onWarm, onWindow) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
     const results = new Map()
+    const windows = new Map() // job index → { start, end }: promises of readings
     let out = ''
     let err = ''
     child.stderr.on('data', (d) => {
@@ -107,15 +166,31 @@ function runChild(cmd, args, env, onWarm) {
         const message = JSON.parse(line)
         if (message.event === 'warm') {
           Promise.resolve(onWarm(message.job)).then(() => child.stdin.write('go\n'), reject)
+        } else if (message.event === 'window') {
+          const job = message.job ?? 0
+          if (!windows.has(job)) windows.set(job, {})
+          windows.get(job)[message.phase] = onWindow()
         } else if (message.event === 'result') {
           results.set(message.job ?? 0, message)
         }
       }
     })
     child.on('error', reject)
-    child.on('exit', (code) => {
-      if (code === 0) resolve(results)
-      else reject(new Error(`${cmd} ${args.slice(0, 2).join(' ')} exited with ${code}:\n${err}`))
+    // 'close', not 'exit': every line the child wrote has been read by then.
+    child.on('close', async (code) => {
+      if (code !== 0) {
+        reject(new Error(`${cmd} ${args.slice(0, 2).join(' ')} exited with ${code}:\n${err}`))
+        return
+      }
+      try {
+        for (const [job, result] of results) {
+          const window = windows.get(job)
+          if (window?.start && window?.end) Object.assign(result, redisCpuOf(await window.start, await window.end, result))
+        }
+        resolve(results)
+      } catch (error) {
+        reject(error)
+      }
     })
   })
 }
@@ -162,9 +237,12 @@ async function main() {
   const servers = await startServers(5)
   const urls = servers.map((s) => s.url)
   const victim = servers[servers.length - 1]
+  const meter = redisCpuMeter(servers)
+  const readRedisCpu = () => meter.read()
   const raw = {} // scenario id → contender id → [worker result]
   const started = Date.now()
   const stop = async () => {
+    meter.close()
     await stopServers(servers)
   }
   process.once('SIGINT', () => stop().then(() => process.exit(130)))
@@ -197,11 +275,12 @@ async function main() {
               [path.join(__dirname, 'worker.js'), contender.id, urls.join(','), JSON.stringify(jobs.map((j) => j.job))],
               contender.env,
               kill,
+              readRedisCpu,
             )
             for (const { scenario, job: j } of jobs) record(scenario, contender, results.get(j.index))
           } else {
             for (const { scenario, job: j } of jobs) {
-              const results = await runChild(floorBinary, floorArgs(contender, urls, j), contender.env, kill)
+              const results = await runChild(floorBinary, floorArgs(contender, urls, j), contender.env, kill, readRedisCpu)
               record(scenario, contender, results.get(0))
               await revive()
             }
@@ -221,7 +300,7 @@ async function main() {
             contender.kind === 'node'
               ? [process.execPath, [path.join(__dirname, 'worker.js'), contender.id, urls.join(','), JSON.stringify([j])]]
               : [floorBinary, floorArgs(contender, urls, j)]
-          const results = await runChild(cmd, args, contender.env, kill)
+          const results = await runChild(cmd, args, contender.env, kill, readRedisCpu)
           const result = results.get(contender.kind === 'node' ? j.index : 0)
           record(scenario, contender, result)
           process.stdout.write(

@@ -11,16 +11,35 @@ const TIMING = {
   smoke: { warmupMs: 50, durationMs: 120, contentionMs: 150, graceMs: 100, nodeDownGraceMs: 150 },
 }
 
-/** Metrics a row can show. `better` says which way is good; `unit` is printed in the header. */
+/**
+ * Metrics a row can show. `better` says which way is good; `unit` is printed in the header;
+ * `digits` overrides the decimals printed (1 for ms, else 0).
+ */
 const METRICS = {
   p50: { title: 'p50', unit: 'µs', better: 'lower', of: (r) => r.lat_p50_us },
   p99: { title: 'p99', unit: 'µs', better: 'lower', of: (r) => r.lat_p99_us },
   rate: { title: 'cycles/s', unit: '', better: 'higher', of: (r) => perSecond(r, r.cycles) },
+  // The contender's own process (user + system, all threads).
   cpu: {
-    title: 'CPU per 1000 cycles',
+    title: 'client CPU per 1000 cycles',
     unit: 'ms',
     better: 'lower',
     of: (r) => (r.cycles ? (r.cpu_ms / r.cycles) * 1000 : null),
+  },
+  // The 5 redis-servers' used_cpu_sys + used_cpu_user over the window, read by the runner.
+  redisCpu: {
+    title: 'redis CPU per 1000 cycles',
+    unit: 'ms',
+    better: 'lower',
+    of: (r) => (r.cycles && Number.isFinite(r.redis_cpu_ms) ? (r.redis_cpu_ms / r.cycles) * 1000 : null),
+  },
+  // Voluntary + involuntary, all threads of the contender's process, over the window.
+  switches: {
+    title: 'context switches per cycle',
+    unit: '',
+    digits: 1,
+    better: 'lower',
+    of: (r) => (r.cycles && Number.isFinite(r.ctx_switches) ? r.ctx_switches / r.cycles : null),
   },
   rss: { title: 'peak RSS', unit: 'MB', better: 'lower', of: (r) => r.max_rss_kb / 1024 },
   grants: { title: 'grants/s', unit: '', better: 'higher', of: (r) => perSecond(r, r.grants) },
@@ -64,7 +83,7 @@ const SCENARIOS = [
     about: 'one loop, acquire + release on a fresh resource each cycle',
     workload: { loops: 1, resources: 1 },
     headline: 'p50',
-    columns: ['p50', 'p99', 'cpu', 'errors'],
+    columns: ['p50', 'p99', 'cpu', 'redisCpu', 'switches', 'errors'],
     ranged: ['p50', 'p99'],
   },
   {
@@ -73,7 +92,7 @@ const SCENARIOS = [
     about: '64 concurrent loops, each on fresh resources',
     workload: { loops: 64, resources: 1 },
     headline: 'rate',
-    columns: ['rate', 'cpu', 'rss', 'errors'],
+    columns: ['rate', 'cpu', 'redisCpu', 'switches', 'rss', 'errors'],
     ranged: ['rate', 'cpu'],
   },
   {
@@ -82,7 +101,7 @@ const SCENARIOS = [
     about: '512 concurrent loops, each on fresh resources',
     workload: { loops: 512, resources: 1 },
     headline: 'rate',
-    columns: ['rate', 'cpu', 'rss', 'errors'],
+    columns: ['rate', 'cpu', 'redisCpu', 'switches', 'rss', 'errors'],
     ranged: ['rate', 'cpu'],
   },
   {

@@ -7,8 +7,12 @@
 // fresh resources per cycle or (`shared`) all on the same ones; a warm-up, then a measured
 // window. Prints one JSON line per job: {"event":"result","job":…, counts and percentiles};
 // with `handshake`, prints {"event":"warm","job":…} after the warm-up and starts the window
-// when a line arrives on stdin (the runner kills a node in between). bench/floor speaks the
+// when a line arrives on stdin (the runner kills a node in between). Just before the window
+// starts and just after it ends it prints {"event":"window","job":…,"phase":"start"|"end"},
+// without waiting: the runner reads the redis-servers' CPU time then. bench/floor speaks the
 // same protocol, so the runner reads both alike.
+
+const fs = require('node:fs')
 
 const { contenders } = require('./contenders')
 
@@ -25,6 +29,51 @@ function percentile(sorted, p) {
 function cpuMicros() {
   const { user, system } = process.cpuUsage()
   return user + system
+}
+
+/**
+ * Context switches so far of every thread of this process, by thread id: voluntary and
+ * involuntary, from /proc/self/task/<tid>/status (null where there is no /proc).
+ */
+function contextSwitches() {
+  let tids
+  try {
+    tids = fs.readdirSync('/proc/self/task')
+  } catch {
+    return null
+  }
+  const byThread = new Map()
+  for (const tid of tids) {
+    let status
+    try {
+      status = fs.readFileSync(`/proc/self/task/${tid}/status`, 'utf8')
+    } catch {
+      continue // the thread has just ended
+    }
+    const voluntary = /^voluntary_ctxt_switches:\s*(\d+)/m.exec(status)
+    const involuntary = /^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(status)
+    if (voluntary && involuntary) {
+      byThread.set(tid, { voluntary: Number(voluntary[1]), involuntary: Number(involuntary[1]) })
+    }
+  }
+  return byThread
+}
+
+/**
+ * The context switches between two readings, summed over threads: a thread that started in
+ * between counts from zero, one that ended in between is lost (the worker's threads live as
+ * long as it does).
+ */
+function switchesBetween(start, end) {
+  if (!start || !end) return { ctx_switches: null, ctx_involuntary: null, threads: null }
+  let voluntary = 0
+  let involuntary = 0
+  for (const [tid, e] of end) {
+    const s = start.get(tid) || { voluntary: 0, involuntary: 0 }
+    voluntary += e.voluntary - s.voluntary
+    involuntary += e.involuntary - s.involuntary
+  }
+  return { ctx_switches: voluntary + involuntary, ctx_involuntary: involuntary, threads: end.size }
 }
 
 let stdinLines = null
@@ -109,6 +158,8 @@ async function runJob(contender, urls, job) {
     emit({ event: 'warm', job: job.index })
     await nextLine()
   }
+  emit({ event: 'window', job: job.index, phase: 'start' })
+  const switchesStart = contextSwitches()
   const cpuStart = cpuMicros()
   const start = now()
   state.measuring = true
@@ -116,6 +167,8 @@ async function runJob(contender, urls, job) {
   state.measuring = false
   const cpu = cpuMicros() - cpuStart
   const elapsed = now() - start
+  const switches = switchesBetween(switchesStart, contextSwitches())
+  emit({ event: 'window', job: job.index, phase: 'end' })
   const maxRssKb = process.resourceUsage().maxRSS
   const cycles = state.cycles
   state.stopping = true
@@ -133,6 +186,7 @@ async function runJob(contender, urls, job) {
     elapsed_ms: elapsed / 1000,
     cpu_ms: cpu / 1000,
     max_rss_kb: maxRssKb,
+    ...switches,
     acquire_failures: state.acquireFailures,
     release_failures: state.releaseFailures,
     stalled: stalledSince.length,

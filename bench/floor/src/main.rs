@@ -17,8 +17,12 @@
 //! It speaks the same protocol as `bench/worker.js` (see the comment at its top): the workload is
 //! given as arguments, one JSON line with the measurements comes out on stdout and, with
 //! `--handshake`, the line `{"event":"warm"}` is printed after the warm-up and the measured
-//! window starts when a line arrives on stdin (the runner kills a node in between).
+//! window starts when a line arrives on stdin (the runner kills a node in between). The lines
+//! `{"event":"window","phase":"start"}` and `…"end"}` mark the window as it opens and closes (the
+//! runner reads the redis-servers' CPU time then), and the result counts the context switches of
+//! all of this process's threads inside the window.
 
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -420,6 +424,50 @@ fn usage() -> (Duration, u64) {
     (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_maxrss as u64)
 }
 
+/// Voluntary and involuntary context switches so far of every thread of this process, by
+/// thread id, from `/proc/self/task/<tid>/status` (empty where there is no `/proc`).
+fn context_switches() -> HashMap<String, (u64, u64)> {
+    let mut by_thread = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_thread;
+    };
+    for task in tasks.flatten() {
+        // A thread that has just ended has no status any more.
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let (Some(voluntary), Some(involuntary)) = (
+            field("voluntary_ctxt_switches:"),
+            field("nonvoluntary_ctxt_switches:"),
+        ) {
+            let tid = task.file_name().to_string_lossy().into_owned();
+            by_thread.insert(tid, (voluntary, involuntary));
+        }
+    }
+    by_thread
+}
+
+/// The context switches between two readings, summed over threads (all, involuntary, threads
+/// seen at the end): a thread started in between counts from zero, one that ended is lost.
+fn switches_between(
+    start: &HashMap<String, (u64, u64)>,
+    end: &HashMap<String, (u64, u64)>,
+) -> (u64, u64, usize) {
+    let (mut voluntary, mut involuntary) = (0, 0);
+    for (tid, (v, i)) in end {
+        let (v0, i0) = start.get(tid).copied().unwrap_or((0, 0));
+        voluntary += v.saturating_sub(v0);
+        involuntary += i.saturating_sub(i0);
+    }
+    (voluntary + involuntary, involuntary, end.len())
+}
+
 /// The `p`-th percentile (nearest rank) of sorted values.
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -475,6 +523,8 @@ fn main() {
             let _ = rx.await;
         });
     }
+    println!("{{\"event\":\"window\",\"phase\":\"start\"}}");
+    let switches_start = context_switches();
     let (cpu_start, _) = usage();
     let start = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
@@ -482,6 +532,8 @@ fn main() {
     shared.measuring.store(false, Ordering::Relaxed);
     let (cpu_end, max_rss_kb) = usage();
     let elapsed = start.elapsed();
+    let (switches, involuntary, threads) = switches_between(&switches_start, &context_switches());
+    println!("{{\"event\":\"window\",\"phase\":\"end\"}}");
     let cycles = shared.record.cycles.load(Ordering::Relaxed);
     shared.stopping.store(true, Ordering::Relaxed);
     // Cycles still running after a grace period are stalled (a node that never answers).
@@ -505,6 +557,7 @@ fn main() {
     let h = &grants.handoffs;
     println!(
         "{{\"event\":\"result\",\"cycles\":{cycles},\"elapsed_ms\":{:.3},\"cpu_ms\":{:.3},\"max_rss_kb\":{max_rss_kb},\
+\"ctx_switches\":{switches},\"ctx_involuntary\":{involuntary},\"threads\":{threads},\
 \"acquire_failures\":{},\"release_failures\":{},\"stalled\":{unfinished},\
 \"lat_p50_us\":{},\"lat_p99_us\":{},\"lat_max_us\":{},\
 \"grants\":{},\"owner_changes\":{},\"handoff_p50_us\":{},\"handoff_p99_us\":{},\"handoff_max_us\":{}}}",
