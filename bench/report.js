@@ -1,6 +1,6 @@
 'use strict'
 // Turns worker results into the report: medians and ranges over repetitions, a markdown
-// table per scenario with each row's ratio to the best, the targets of issue 6, and an SVG
+// table per scenario with each row's ratio to the best, the targets of issue 14, and an SVG
 // chart drawn here by hand (one panel of bars per scenario).
 
 const { METRICS } = require('./scenarios')
@@ -42,41 +42,141 @@ function summarize(raw, scenarios, meta) {
   return { meta, tables, targets: targets(tables) }
 }
 
-/** The targets of issue 6, for every redlock-rs mode that was measured. */
+/** The Rust floors, each on its runtime; the targets compare with the faster of them. */
+const RUST_FLOORS = ['floor-rust-mt', 'floor-rust-ct']
+
+/**
+ * Issue 14's targets, for every redlock-rs mode measured: `lines` (the subject, the target, the
+ * measured value, the comparison and its limit, met or not) and `skipped` (targets whose
+ * inputs were not measured in this run, with what was missing). Every input is a median over
+ * the repetitions of one run.
+ */
 function targets(tables) {
   const table = (id) => tables.find((t) => t.scenario.id === id)
   const value = (t, id, metric) => t?.rows.find((r) => r.id === id)?.values[metric]?.median
-  const lines = []
+  /** Of `rows` with a finite `metric`, the best one (lowest or highest), or undefined. */
+  const best = (rows, metric, better) =>
+    rows
+      .filter((r) => Number.isFinite(r.values[metric]?.median))
+      .reduce((a, b) => {
+        if (!a) return b
+        const [x, y] = [a.values[metric].median, b.values[metric].median]
+        return (better === 'lower' ? y < x : y > x) ? b : a
+      }, undefined)
+  const rustFloor = (t, metric, better) => best((t?.rows || []).filter((r) => RUST_FLOORS.includes(r.id)), metric, better)
+  const bestPeer = (t, metric, better) => best((t?.rows || []).filter((r) => r.role === 'library'), metric, better)
+
   const latency = table('latency')
-  const wide = table('throughput-512')
-  const subjects = (latency || wide)?.rows.filter((r) => r.role === 'subject') || []
+  const t64 = table('throughput-64')
+  const t512 = table('throughput-512')
+  const contention = table('contention-default')
+  const s1Floor = rustFloor(latency, 'p50', 'lower')
+  const s2Floor = rustFloor(t64, 'rate', 'higher')
+  const peerRate = bestPeer(t64, 'rate', 'higher')
+  const peerCpu = bestPeer(t64, 'cpu', 'lower')
+  const autoPipelined = t64?.rows.find((r) => r.id === 'floor-ioredis-ap')
+  const hold = contention?.scenario.workload.hold
+
+  const subjects = []
+  for (const t of tables) {
+    for (const r of t.rows) if (r.role === 'subject' && !subjects.some((s) => s.id === r.id)) subjects.push(r)
+  }
+  const lines = []
+  const skipped = new Map() // target id → what it needs
   for (const subject of subjects) {
-    const p50 = value(latency, subject.id, 'p50')
-    const check = (name, ratio, limit, atMost) => {
-      if (!Number.isFinite(ratio)) return
-      const met = atMost ? ratio <= limit : ratio >= limit
-      lines.push({ subject: subject.label, name, ratio, limit, atMost, met })
-    }
-    for (const floor of ['floor-rust-mt', 'floor-rust-ct']) {
-      const label = latency?.rows.find((r) => r.id === floor)?.label
-      check(`uncontended p50 ÷ ${label}`, p50 / value(latency, floor, 'p50'), 1.3, true)
-    }
-    check('uncontended p50 ÷ redlock@4', p50 / value(latency, 'node-redlock-v4', 'p50'), 0.5, true)
-    const peers = (wide?.rows || []).filter((r) => r.role === 'library' && r.values.rate)
-    if (peers.length) {
-      const bestPeer = peers.reduce((a, b) => (b.values.rate.median > a.values.rate.median ? b : a))
-      const rate = value(wide, subject.id, 'rate')
-      check(`512 loops: cycles/s ÷ best JS peer (${bestPeer.label})`, rate / bestPeer.values.rate.median, 2, false)
-      const cpu = value(wide, subject.id, 'cpu')
-      check(
-        `512 loops: CPU per lock ÷ that of ${bestPeer.label}`,
-        cpu / bestPeer.values.cpu?.median,
-        1,
-        true,
-      )
+    const mine = (t, metric) => value(t, subject.id, metric)
+    const grants = mine(contention, 'grants')
+    // One holder at a time: a grant takes 1000 ms ÷ grants/s, of which `hold` is the hold.
+    const overhead = grants > 0 ? 1000 / grants - hold : NaN
+    // `measured` is a ratio (unit '×') or in ms; NaN or undefined when an input is missing.
+    const checks = [
+      {
+        id: 'S1 p50',
+        name: `S1, 1 loop: p50 ÷ the faster Rust floor's (${s1Floor?.label})`,
+        measured: mine(latency, 'p50') / s1Floor?.values.p50.median,
+        op: '≤',
+        limit: 1.2,
+        needs: 'scenario 1 with a Rust floor',
+      },
+      {
+        id: 'S1 p99',
+        name: "S1, 1 loop: p99 ÷ that floor's p99",
+        measured: mine(latency, 'p99') / s1Floor?.values.p99?.median,
+        op: '≤',
+        limit: 1.5,
+        needs: 'scenario 1 with a Rust floor',
+      },
+      {
+        id: 'S2 floor',
+        name: `S2, 64 loops: cycles/s ÷ the faster Rust floor's (${s2Floor?.label})`,
+        measured: mine(t64, 'rate') / s2Floor?.values.rate.median,
+        op: '≥',
+        limit: 0.6,
+        needs: 'scenario 2a with a Rust floor',
+      },
+      {
+        id: 'S2 JS peer',
+        name: `S2, 64 loops: cycles/s ÷ the best JS peer's (${peerRate?.label})`,
+        measured: mine(t64, 'rate') / peerRate?.values.rate.median,
+        op: '≥',
+        limit: 2.5,
+        needs: 'scenario 2a with a JS peer',
+      },
+      {
+        id: 'S2 ioredis-ap',
+        name: "S2, 64 loops: cycles/s ÷ the auto-pipelined ioredis floor's",
+        measured: mine(t64, 'rate') / autoPipelined?.values.rate?.median,
+        op: '>',
+        limit: 1,
+        needs: 'scenario 2a with floor-ioredis-ap',
+      },
+      {
+        id: 'S2 client CPU',
+        name: `S2, 64 loops: client CPU per 1000 cycles ÷ the best JS peer's (${peerCpu?.label})`,
+        measured: mine(t64, 'cpu') / peerCpu?.values.cpu.median,
+        op: '≤',
+        limit: 0.5,
+        needs: 'scenario 2a with a JS peer',
+      },
+      {
+        id: 'S2 redis CPU',
+        name: `S2, 64 loops: redis CPU per 1000 cycles ÷ that Rust floor's`,
+        measured: mine(t64, 'redisCpu') / s2Floor?.values.redisCpu?.median,
+        op: '≤',
+        limit: 1.3,
+        needs: "scenario 2a with a Rust floor and the servers' CPU",
+      },
+      {
+        id: 'S2 512 loops',
+        name: 'S2, 512 loops: cycles/s ÷ its own at 64 loops',
+        measured: mine(t512, 'rate') / mine(t64, 'rate'),
+        op: '≥',
+        limit: 0.9,
+        needs: 'scenarios 2a and 2b',
+      },
+      {
+        id: 'S3',
+        name: `S3, 8 loops on one key: overhead per grant beyond the ${hold} ms hold (1000 ms ÷ ${grants?.toFixed(0)} grants/s − ${hold} ms)`,
+        measured: overhead,
+        unit: 'ms',
+        op: '≤',
+        limit: 0.5,
+        needs: 'scenario 3a',
+      },
+    ]
+    for (const { needs, ...check } of checks) {
+      if (!Number.isFinite(check.measured)) {
+        if (!skipped.has(check.id)) skipped.set(check.id, needs)
+        continue
+      }
+      const { measured, op, limit } = check
+      const met = op === '≤' ? measured <= limit : op === '≥' ? measured >= limit : measured > limit
+      lines.push({ subject: subject.label, unit: '×', ...check, met })
     }
   }
-  return lines
+  // A target measured for some mode is not reported as skipped for another.
+  const unmeasured = [...skipped].filter(([id]) => !lines.some((l) => l.id === id))
+  return { lines, skipped: unmeasured.map(([id, missing]) => ({ id, missing })) }
 }
 
 function number(v, metric) {
@@ -129,14 +229,26 @@ function markdown(summary) {
     }
     out.push('')
   }
-  if (summary.targets.length) {
-    out.push('### Targets', '', '| redlock-rs | target | ratio | limit | |', '|---|---|--:|--:|---|')
-    for (const t of summary.targets) {
+  const { lines, skipped } = summary.targets
+  if (lines.length || skipped.length) {
+    out.push('### Targets of issue 14', '')
+    out.push(
+      'Medians of this run; each target compares redlock-rs with the figure named, measured in the same run.',
+      '',
+    )
+  }
+  if (lines.length) {
+    out.push('| redlock-rs | target | measured | limit | |', '|---|---|--:|--:|:-:|')
+    const figure = (v, unit) => (unit === 'ms' ? `${v.toFixed(2)} ms` : `${v.toFixed(2)}×`)
+    for (const t of lines) {
       out.push(
-        `| ${t.subject} | ${t.name} | ${t.ratio.toFixed(2)} | ${t.atMost ? '≤' : '≥'} ${t.limit} | ${t.met ? 'met' : '**missed**'} |`,
+        `| ${t.subject} | ${t.name} | ${figure(t.measured, t.unit)} | ${t.op} ${figure(t.limit, t.unit)} | ${t.met ? '✓' : '✗'} |`,
       )
     }
     out.push('')
+  }
+  if (skipped.length) {
+    out.push(`Not evaluated (inputs not measured in this run): ${skipped.map((s) => `${s.id} (needs ${s.missing})`).join('; ')}.`, '')
   }
   return out.join('\n')
 }
