@@ -65,6 +65,8 @@ function targets(tables) {
       }, undefined)
   const rustFloor = (t, metric, better) => best((t?.rows || []).filter((r) => RUST_FLOORS.includes(r.id)), metric, better)
   const bestPeer = (t, metric, better) => best((t?.rows || []).filter((r) => r.role === 'library'), metric, better)
+  /** a ÷ b, or NaN (not measured) unless both are figures and b is above zero. */
+  const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN)
 
   const latency = table('latency')
   const t64 = table('throughput-64')
@@ -86,14 +88,15 @@ function targets(tables) {
   for (const subject of subjects) {
     const mine = (t, metric) => value(t, subject.id, metric)
     const grants = mine(contention, 'grants')
-    // One holder at a time: a grant takes 1000 ms ÷ grants/s, of which `hold` is the hold.
-    const overhead = grants > 0 ? 1000 / grants - hold : NaN
-    // `measured` is a ratio (unit '×') or in ms; NaN or undefined when an input is missing.
+    // One holder at a time: a grant takes 1000 ms ÷ grants/s, of which `hold` is the hold; no
+    // grant at all in the window is an endless overhead.
+    const overhead = Number.isFinite(grants) ? (grants > 0 ? 1000 / grants - hold : Infinity) : NaN
+    // `measured` is a ratio (unit '×') or in ms; NaN when an input was not measured.
     const checks = [
       {
         id: 'S1 p50',
         name: `S1, 1 loop: p50 ÷ the faster Rust floor's (${s1Floor?.label})`,
-        measured: mine(latency, 'p50') / s1Floor?.values.p50.median,
+        measured: ratio(mine(latency, 'p50'), s1Floor?.values.p50.median),
         op: '≤',
         limit: 1.2,
         needs: 'scenario 1 with a Rust floor',
@@ -101,7 +104,7 @@ function targets(tables) {
       {
         id: 'S1 p99',
         name: "S1, 1 loop: p99 ÷ that floor's p99",
-        measured: mine(latency, 'p99') / s1Floor?.values.p99?.median,
+        measured: ratio(mine(latency, 'p99'), s1Floor?.values.p99?.median),
         op: '≤',
         limit: 1.5,
         needs: 'scenario 1 with a Rust floor',
@@ -109,7 +112,7 @@ function targets(tables) {
       {
         id: 'S2 floor',
         name: `S2, 64 loops: cycles/s ÷ the faster Rust floor's (${s2Floor?.label})`,
-        measured: mine(t64, 'rate') / s2Floor?.values.rate.median,
+        measured: ratio(mine(t64, 'rate'), s2Floor?.values.rate.median),
         op: '≥',
         limit: 0.6,
         needs: 'scenario 2a with a Rust floor',
@@ -117,7 +120,7 @@ function targets(tables) {
       {
         id: 'S2 JS peer',
         name: `S2, 64 loops: cycles/s ÷ the best JS peer's (${peerRate?.label})`,
-        measured: mine(t64, 'rate') / peerRate?.values.rate.median,
+        measured: ratio(mine(t64, 'rate'), peerRate?.values.rate.median),
         op: '≥',
         limit: 2.5,
         needs: 'scenario 2a with a JS peer',
@@ -125,7 +128,7 @@ function targets(tables) {
       {
         id: 'S2 ioredis-ap',
         name: "S2, 64 loops: cycles/s ÷ the auto-pipelined ioredis floor's",
-        measured: mine(t64, 'rate') / autoPipelined?.values.rate?.median,
+        measured: ratio(mine(t64, 'rate'), autoPipelined?.values.rate?.median),
         op: '>',
         limit: 1,
         needs: 'scenario 2a with floor-ioredis-ap',
@@ -133,7 +136,7 @@ function targets(tables) {
       {
         id: 'S2 client CPU',
         name: `S2, 64 loops: client CPU per 1000 cycles ÷ the best JS peer's (${peerCpu?.label})`,
-        measured: mine(t64, 'cpu') / peerCpu?.values.cpu.median,
+        measured: ratio(mine(t64, 'cpu'), peerCpu?.values.cpu.median),
         op: '≤',
         limit: 0.5,
         needs: 'scenario 2a with a JS peer',
@@ -141,7 +144,7 @@ function targets(tables) {
       {
         id: 'S2 redis CPU',
         name: `S2, 64 loops: redis CPU per 1000 cycles ÷ that Rust floor's`,
-        measured: mine(t64, 'redisCpu') / s2Floor?.values.redisCpu?.median,
+        measured: ratio(mine(t64, 'redisCpu'), s2Floor?.values.redisCpu?.median),
         op: '≤',
         limit: 1.3,
         needs: "scenario 2a with a Rust floor and the servers' CPU",
@@ -149,7 +152,7 @@ function targets(tables) {
       {
         id: 'S2 512 loops',
         name: 'S2, 512 loops: cycles/s ÷ its own at 64 loops',
-        measured: mine(t512, 'rate') / mine(t64, 'rate'),
+        measured: ratio(mine(t512, 'rate'), mine(t64, 'rate')),
         op: '≥',
         limit: 0.9,
         needs: 'scenarios 2a and 2b',
@@ -165,7 +168,7 @@ function targets(tables) {
       },
     ]
     for (const { needs, ...check } of checks) {
-      if (!Number.isFinite(check.measured)) {
+      if (Number.isNaN(check.measured)) {
         if (!skipped.has(check.id)) skipped.set(check.id, needs)
         continue
       }
@@ -239,7 +242,10 @@ function markdown(summary) {
   }
   if (lines.length) {
     out.push('| redlock-rs | target | measured | limit | |', '|---|---|--:|--:|:-:|')
-    const figure = (v, unit) => (unit === 'ms' ? `${v.toFixed(2)} ms` : `${v.toFixed(2)}×`)
+    const figure = (v, unit) => {
+      const text = Number.isFinite(v) ? v.toFixed(2) : '∞'
+      return unit === 'ms' ? `${text} ms` : `${text}×`
+    }
     for (const t of lines) {
       out.push(
         `| ${t.subject} | ${t.name} | ${figure(t.measured, t.unit)} | ${t.op} ${figure(t.limit, t.unit)} | ${t.met ? '✓' : '✗'} |`,
