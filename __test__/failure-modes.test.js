@@ -492,3 +492,48 @@ describe('quit() with operations in flight', () => {
     expect(result.code).toBe(0)
   }, 15000)
 })
+
+describe('node-error events and the operation they belong to', () => {
+  test("a node's failure reaches 'error' listeners before the operation it failed settles", async () => {
+    // 3 of 5 members refuse connections: the attempt fails on their 3 votes, and each of
+    // those votes was told to the listeners first.
+    const closed = [await freePort(), await freePort(), await freePort()]
+    const clients = [...closed.map((p) => `redis://127.0.0.1:${p}`), ...urls.slice(0, 2)]
+    const rl = redlock({ retryCount: 0 }, clients)
+    const heard = []
+    rl.on('error', (e) => heard.push(e.node))
+    const settled = await rl.acquire([uniqueKey('fm-events')], 5000).then(
+      () => null,
+      (error) => ({ error, heardBySettle: [...heard] }),
+    )
+    expect(settled.error).toBeInstanceOf(ExecutionError)
+    const against = [...settled.error.attempts[0].votesAgainst.keys()]
+    expect(against).toHaveLength(3)
+    expect(new Set(settled.heardBySettle)).toEqual(new Set(against))
+  })
+
+  test("an 'error' listener that throws is an uncaught exception, and later operations still settle", async () => {
+    const port = await freePort()
+    const script = `
+      const Redlock = require(process.env.PKG)
+      const rl = new Redlock(['redis://127.0.0.1:' + process.env.PORT], { retryCount: 0 })
+      let thrown = 0
+      process.on('uncaughtException', (e) => { thrown += 1; console.log('uncaught ' + e.message) })
+      rl.on('error', () => { throw new Error('listener threw') })
+      ;(async () => {
+        for (let i = 0; i < 2; i++) await rl.acquire(['t'], 1000).catch((e) => console.log('settled ' + e.code))
+        await rl.quit()
+        console.log('thrown ' + thrown)
+      })()
+    `
+    const result = await runNode(['-e', script], {
+      env: { PKG: path.resolve(__dirname, '..'), PORT: String(port) },
+      timeout: 6000,
+    })
+    expect(result.stdout).toContain('uncaught listener threw')
+    expect(result.stdout.match(/settled ERR_REDLOCK_QUORUM/g)).toHaveLength(2)
+    // Every failed request of both attempts (and of their undo) was told, and threw.
+    expect(Number(/thrown (\d+)/.exec(result.stdout)[1])).toBeGreaterThanOrEqual(2)
+    expect(result.code).toBe(0)
+  }, 15000)
+})

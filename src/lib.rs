@@ -7,6 +7,7 @@
 mod args;
 mod clients;
 mod outcome;
+mod runtime;
 mod settings;
 
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct Redlock {
     engine: Arc<redlock_core::Redlock>,
     labels: Arc<[String]>,
     settings: Settings,
+    /// The `onNodeError` callback, for as long as this object lives.
+    listener: std::cell::RefCell<Option<runtime::Listener>>,
 }
 
 #[napi]
@@ -72,6 +75,7 @@ impl Redlock {
             engine: Arc::new(engine),
             labels,
             settings,
+            listener: Default::default(),
         })
     }
 
@@ -124,12 +128,12 @@ impl Redlock {
         })?;
         let (engine, labels, keys) = (self.engine.clone(), self.labels.clone(), resources.len());
         let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
-        env.spawn_future(async move {
+        runtime::spawn(env, async move {
             let acquired = engine.acquire_cancellable(resources, ttl, &settings, &cancel);
-            Ok(match acquired.await {
+            match acquired.await {
                 Ok(lock) => Outcome::held(lock, &labels),
                 Err(e) => failure(&e, &labels, keys),
-            })
+            }
         })
     }
 
@@ -148,12 +152,12 @@ impl Redlock {
             Ok((ttl, self.settings.merge(settings, "settings")?.to_core()))
         })?;
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
-        env.spawn_future(async move {
+        runtime::spawn(env, async move {
             let keys = lock.resources.len();
-            Ok(match engine.extend(&lock, ttl, &settings).await {
+            match engine.extend(&lock, ttl, &settings).await {
                 Ok(()) => Outcome::held(lock, &labels),
                 Err(e) => failure(&e, &labels, keys),
-            })
+            }
         })
     }
 
@@ -170,9 +174,9 @@ impl Redlock {
             Ok(self.settings.merge(settings, "settings")?.to_core())
         })?;
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
-        env.spawn_future(async move {
+        runtime::spawn(env, async move {
             let keys = lock.resources.len();
-            Ok(match engine.release(&lock, &settings).await {
+            match engine.release(&lock, &settings).await {
                 Ok(released) => Outcome {
                     attempts: stats(&released.attempts, &labels, keys),
                     lock: None,
@@ -180,7 +184,7 @@ impl Redlock {
                     error: None,
                 },
                 Err(e) => failure(&e, &labels, keys),
-            })
+            }
         })
     }
 
@@ -233,7 +237,8 @@ impl Redlock {
         let (engine, lock) = (self.engine.clone(), lock.inner.clone());
         let keys = lock.resources.len();
         // The watchdog is a task of the engine's runtime, started from the JS thread.
-        let watchdog = napi::bindgen_prelude::within_runtime_if_available(|| {
+        let _engine = runtime::handle().enter();
+        let watchdog =
             redlock_core::Watchdog::start(engine, lock, watch, settings.to_core(), move |lost| {
                 let error = match lost {
                     redlock_core::Lost::Failed(error) => error,
@@ -241,8 +246,7 @@ impl Redlock {
                 };
                 let outcome = failure(&error, &labels, keys);
                 tsfn.call(outcome, ThreadsafeFunctionCallMode::NonBlocking);
-            })
-        });
+            });
         Ok(Watchdog {
             extensions: watchdog.extensions(),
             inner: std::sync::Mutex::new(Some(watchdog)),
@@ -252,12 +256,9 @@ impl Redlock {
     /// Calls `callback` with every node failure, from any operation, also those that arrive
     /// after the operation was decided. The callback does not keep the process alive.
     #[napi]
-    pub fn on_node_error(&self, callback: Function<NodeErrorEvent, ()>) -> Result<()> {
-        let tsfn = callback
-            .build_threadsafe_function::<NodeErrorEvent>()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build()?;
+    pub fn on_node_error(&self, env: &Env, callback: Function<NodeErrorEvent, ()>) -> Result<()> {
+        let (listener, caller) = runtime::Listener::new(env, napi::JsValue::raw(&callback))?;
+        *self.listener.borrow_mut() = Some(listener);
         self.engine
             .set_node_error_listener(Some(Arc::new(move |node, error| {
                 let event = NodeErrorEvent {
@@ -265,7 +266,7 @@ impl Redlock {
                     code: error.code().to_owned(),
                     message: error.to_string(),
                 };
-                tsfn.call(event, ThreadsafeFunctionCallMode::NonBlocking);
+                caller.call(event);
             })));
         Ok(())
     }
@@ -299,9 +300,8 @@ impl Redlock {
     pub fn quit<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let engine = self.engine.clone();
         let grace = self.settings.to_core().quit_grace();
-        env.spawn_future(async move {
+        runtime::spawn(env, async move {
             engine.quit(grace).await;
-            Ok(())
         })
     }
 
@@ -354,11 +354,10 @@ impl Watchdog {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn stop<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let watchdog = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        env.spawn_future(async move {
+        runtime::spawn(env, async move {
             if let Some(watchdog) = watchdog {
                 watchdog.stop().await;
             }
-            Ok(())
         })
     }
 }
