@@ -55,6 +55,7 @@ static ENGINE: LazyLock<Handle> = LazyLock::new(|| {
 /// (At module registration: a library constructor, which runs while the library is being
 /// loaded, must not start a thread.)
 #[napi_derive::napi(module_exports)]
+#[cfg_attr(test, allow(dead_code))]
 pub fn start(_exports: napi::bindgen_prelude::Object) -> Result<()> {
     LazyLock::force(&ENGINE);
     Ok(())
