@@ -33,7 +33,7 @@ use std::time::Duration;
 use crate::config::NodeConfig;
 use crate::fault::NodeError;
 use crate::link::{self, Link};
-use crate::script::{self, Sender};
+use crate::script;
 use crate::{fence, tls};
 
 /// How long one dial of a cluster node may take inside the cluster client (its own
@@ -121,10 +121,10 @@ impl ClusterMember {
         script: &script::Script,
         keys: &[String],
         args: &[String],
+        refused: &script::PlainRefused,
     ) -> Result<redis::Value, NodeError> {
         let (_, mut conn) = self.link.get(|| self.connect()).await?;
-        let answer = conn.send(&script::evalsha(script, keys, args)).await;
-        script::or_by_source(answer, &mut conn, script, keys, args)
+        script::run(&mut conn, script, keys, args, refused)
             .await
             .map_err(|e| link::request_failure(e, failure))
     }

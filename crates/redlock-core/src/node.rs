@@ -22,7 +22,7 @@ use crate::cluster::ClusterMember;
 use crate::config::NodeConfig;
 use crate::fault::NodeError;
 use crate::link::{self, Link};
-use crate::script::{self, Script, Sender};
+use crate::script::{self, Script};
 use crate::tls::Handshake;
 
 /// A script's answer: how many keys it acted on, and for a fenced acquisition the node's
@@ -48,6 +48,8 @@ pub struct Node {
     closing: CancellationToken,
     /// How many timed-out requests are kept waiting for their answers ([`Node::keep`]).
     kept: Arc<AtomicUsize>,
+    /// Whether the member refused a plain command ([`script::run`]).
+    plain_refused: script::PlainRefused,
 }
 
 /// The two kinds of member.
@@ -95,6 +97,7 @@ impl Node {
             config,
             closing: CancellationToken::new(),
             kept: Arc::default(),
+            plain_refused: Default::default(),
         }
     }
 
@@ -130,12 +133,13 @@ impl Node {
         let answer = match &self.form {
             Form::Plain(plain) => {
                 let (serial, mut conn) = plain.link.get(|| plain.connect(&self.config)).await?;
-                let answer = conn.send(&script::evalsha(script, keys, args)).await;
-                let answer = script::or_by_source(answer, &mut conn, script, keys, args).await;
+                let answer = script::run(&mut conn, script, keys, args, &self.plain_refused).await;
                 answer.map_err(|e| plain.failure(serial, e))
             }
             // Boxed, so that the cluster's future does not enlarge a single node's.
-            Form::Cluster(cluster) => Box::pin(cluster.eval(script, keys, args)).await,
+            Form::Cluster(cluster) => {
+                Box::pin(cluster.eval(script, keys, args, &self.plain_refused)).await
+            }
         };
         to_answer(answer?)
     }

@@ -6,8 +6,11 @@
 //! and a redlock-rs process exclude each other on the same key and a fleet can move over one
 //! process at a time. Scripts are sent by SHA1 (EVALSHA), and by source (EVAL) when a node
 //! answers NOSCRIPT ([`or_by_source`]); both kinds of member load them all when they connect
-//! ([`load`]), so that the fallback is rare.
+//! ([`load`]), so that the fallback is rare. The acquire script's common case, one key
+//! without fencing, goes as a plain `SET … NX PX … GET` instead ([`run`]): a node runs it at a
+//! fraction of the script's cost.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 
 /// A Lua script and its SHA1, computed once.
@@ -16,6 +19,18 @@ pub struct Script {
     pub source: &'static str,
     /// The hex SHA1 of the source, as EVALSHA wants it.
     pub sha: String,
+    /// A plain command that does the script's work in the common case, if there is one.
+    plain: Option<Plain>,
+}
+
+/// A script's work as one plain command, where its arguments allow: cheaper for a node to run
+/// than Lua, with the script sent after it only when the plain answer cannot tell.
+#[derive(Clone, Copy)]
+enum Plain {
+    /// [`ACQUIRE`] of one key without fencing counters is `SET key value NX PX ttl GET`
+    /// (Redis 7.0 and later): a nil answer means the key was set; another value names its
+    /// holder. Our own value is left to the script, which renews its TTL.
+    SetIfAbsent,
 }
 
 impl Script {
@@ -23,8 +38,106 @@ impl Script {
         Script {
             source,
             sha: redis::Script::new(source).get_hash().to_owned(),
+            plain: None,
         }
     }
+
+    fn with_plain(self, plain: Plain) -> Self {
+        Script {
+            plain: Some(plain),
+            ..self
+        }
+    }
+
+    /// The plain command for `keys` and `args`, where there is one.
+    fn plain_command(&self, keys: &[String], args: &[String]) -> Option<redis::Cmd> {
+        match (self.plain?, keys, args) {
+            (Plain::SetIfAbsent, [key], [value, ttl]) => {
+                let mut set = redis::cmd("SET");
+                set.arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl)
+                    .arg("GET");
+                Some(set)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether a node takes the plain commands: set once it answered one with a syntax error
+/// (a server older than Redis 7.0), from when on it only gets scripts.
+#[derive(Default)]
+pub struct PlainRefused(AtomicBool);
+
+/// What a plain command's answer says.
+enum PlainAnswer {
+    /// The script's answer, as the script would have given it.
+    Final(redis::Value),
+    /// Only the script can tell (our own value is there, or the node answered an error).
+    AskTheScript,
+}
+
+/// Reads the answer to [`Plain::SetIfAbsent`].
+fn set_if_absent(answer: redis::Value, value: &str) -> PlainAnswer {
+    match answer {
+        redis::Value::Nil | redis::Value::Okay => PlainAnswer::Final(redis::Value::Int(1)),
+        redis::Value::BulkString(held) if held != value.as_bytes() => {
+            PlainAnswer::Final(redis::Value::BulkString(held))
+        }
+        _ => PlainAnswer::AskTheScript,
+    }
+}
+
+/// Whether a server refused a command's syntax (as one older than Redis 7.0 refuses `SET …
+/// NX … GET`).
+fn is_syntax_error(answer: &redis::RedisResult<redis::Value>) -> bool {
+    let syntax = |code: &str, detail: Option<&str>| {
+        code == "ERR" && detail.is_some_and(|d| d.to_ascii_lowercase().contains("syntax"))
+    };
+    match answer {
+        Ok(redis::Value::ServerError(e)) => syntax(e.code(), e.details()),
+        Err(e) => e.code().is_some_and(|code| syntax(code, e.detail())),
+        _ => false,
+    }
+}
+
+/// Runs `script` over `keys` with `args` on `conn`: as its plain command where it has one
+/// (unless the node refused plain commands before), otherwise, or when the plain answer
+/// cannot tell, by SHA1 ([`evalsha`]), and by source after NOSCRIPT ([`or_by_source`]).
+/// The script follows the plain command on the same connection, after its answer, so the
+/// lock's commands to the node keep their order.
+pub(crate) async fn run(
+    conn: &mut impl Sender,
+    script: &Script,
+    keys: &[String],
+    args: &[String],
+    refused: &PlainRefused,
+) -> redis::RedisResult<redis::Value> {
+    let plain = match refused.0.load(Ordering::Relaxed) {
+        false => script.plain_command(keys, args),
+        true => None,
+    };
+    if let Some(plain) = plain {
+        let answer = conn.send(&plain).await;
+        if is_syntax_error(&answer) {
+            refused.0.store(true, Ordering::Relaxed);
+        }
+        match answer {
+            Ok(answer) => {
+                if let PlainAnswer::Final(answer) = set_if_absent(answer, &args[0]) {
+                    return Ok(answer);
+                }
+            }
+            // A server's error answer is left to the script; a broken connection is final.
+            Err(e) if e.code().is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let answer = conn.send(&evalsha(script, keys, args)).await;
+    or_by_source(answer, conn, script, keys, args).await
 }
 
 /// Sets the first `ARGV[3]` keys (all of them when `ARGV[3]` is absent) to `ARGV[1]` with a TTL
@@ -61,6 +174,7 @@ end
 return {locks, highest}
 "#,
     )
+    .with_plain(Plain::SetIfAbsent)
 });
 
 /// Raises every fencing counter in KEYS to `ARGV[2]` unless it is already higher: a counter
@@ -225,5 +339,51 @@ fn is_noscript(answer: &redis::RedisResult<redis::Value>) -> bool {
         Ok(redis::Value::ServerError(e)) => e.kind() == Some(noscript),
         Err(e) => e.kind() == redis::ErrorKind::Server(noscript),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(line: &str) -> redis::RedisResult<redis::Value> {
+        // As the server writes it on the wire.
+        Ok(redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn an_older_server_refusing_set_nx_get_is_told_from_other_errors() {
+        // What Redis 6.2 and earlier answer to `SET k v NX PX 1 GET`.
+        assert!(is_syntax_error(&server_error("ERR syntax error")));
+        assert!(!is_syntax_error(&server_error(
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        )));
+        assert!(!is_syntax_error(&server_error(
+            "NOAUTH Authentication required."
+        )));
+        assert!(!is_syntax_error(&Ok(redis::Value::Nil)));
+    }
+
+    #[test]
+    fn only_one_key_without_counters_has_a_plain_command() {
+        let (key, two) = (vec!["k".to_owned()], vec!["k".to_owned(), "j".to_owned()]);
+        let args = ["v".to_owned(), "1000".to_owned()];
+        let fenced = ["v".to_owned(), "1000".to_owned(), "1".to_owned()];
+        assert!(ACQUIRE.plain_command(&key, &args).is_some());
+        assert!(ACQUIRE.plain_command(&two, &args).is_none());
+        assert!(ACQUIRE.plain_command(&key, &fenced).is_none());
+        assert!(RELEASE.plain_command(&key, &args).is_none());
+    }
+
+    #[test]
+    fn the_plain_answer_means_what_the_scripts_would() {
+        let of = |answer| match set_if_absent(answer, "mine") {
+            PlainAnswer::Final(value) => Some(value),
+            PlainAnswer::AskTheScript => None,
+        };
+        assert_eq!(of(redis::Value::Nil), Some(redis::Value::Int(1)));
+        let theirs = redis::Value::BulkString(b"theirs".to_vec());
+        assert_eq!(of(theirs.clone()), Some(theirs));
+        assert_eq!(of(redis::Value::BulkString(b"mine".to_vec())), None);
     }
 }
