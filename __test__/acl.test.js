@@ -10,6 +10,7 @@ const Redlock = require('..')
 const { ExecutionError } = require('..')
 const { startRedis, visible } = require('./support/deploy')
 const { until } = require('./support/servers')
+const { heldElsewhere } = require('./support/shared')
 
 const USER = 'locker'
 const PASSWORD = 'p@ss:w/rd%S3cret!'
@@ -51,13 +52,23 @@ describe('ACL users', () => {
     try {
       const lock = await redlock.acquire([key], 5000)
       expect(typeof lock.fencingToken).toBe('bigint')
-      for (const s of servers) expect(await s.command('GET', key)).toBe(lock.value)
+      // Granted at quorum: the last server's SET may land a moment later.
+      await until(async () => (await Promise.all(servers.map((s) => s.command('GET', key)))).every((v) => v === lock.value))
       await lock.extend(9000)
-      for (const s of servers) expect(await s.command('PTTL', key)).toBeGreaterThan(5000)
+      await until(async () => (await Promise.all(servers.map((s) => s.command('PTTL', key)))).every((t) => t > 5000))
 
+      await lock.release()
+      // The next holder is another process (through the same user, by URL): its release
+      // reaches the waiter only as the servers' notice.
+      const other = await heldElsewhere(urls(USER, PASSWORD), key, 5000)
       const started = Date.now()
       const waiting = waiter.acquire([key], 5000)
-      setTimeout(() => lock.release(), 300)
+      // Released once the waiter listens on every server (as the default user sees it).
+      const channel = `redlock-rs:released:{${key}}`
+      const listening = async () =>
+        (await Promise.all(servers.map((s) => s.command('PUBSUB', 'NUMSUB', channel)))).every(([, n]) => n >= 1)
+      await until(listening, { timeout: 10000, message: 'the waiter subscribed' })
+      await other.release()
       const next = await waiting
       // Woken by the release notice, not by its 3 s retry timer.
       expect(Date.now() - started).toBeLessThan(2000)
@@ -93,6 +104,33 @@ describe('ACL users', () => {
       await endToEnd(clients, 'clients')
     } finally {
       clients[0].disconnect()
+    }
+  })
+
+  test('a release in this process hands the lock to the next waiter here without the notice', async () => {
+    // A user who may not SUBSCRIBE: no release notice can reach the waiter, whose retry
+    // timer is 3 s. The holder in the same process releases, and the waiter, first in this
+    // process's line for the key, tries again at once.
+    const NO_SUBSCRIBE = 'nosub'
+    await Promise.all(
+      servers.map((s) => s.command('ACL', 'SETUSER', NO_SUBSCRIBE, ...RULE.filter((r) => r !== '+subscribe'))),
+    )
+    const clients = urls(NO_SUBSCRIBE, PASSWORD)
+    const holder = new Redlock(clients)
+    const waiter = new Redlock(clients, { retryDelay: 3000, retryJitter: 0, retryCount: 3 })
+    const key = `locks:local:${Date.now()}`
+    try {
+      const lock = await holder.acquire([key], 10000)
+      const started = Date.now()
+      const waiting = waiter.acquire([key], 5000)
+      setTimeout(() => lock.release(), 300)
+      const next = await waiting
+      expect(Date.now() - started).toBeLessThan(2000)
+      expect(next.attempts.length).toBe(2)
+      await next.release()
+    } finally {
+      await holder.quit()
+      await waiter.quit()
     }
   })
 

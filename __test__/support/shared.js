@@ -22,6 +22,7 @@ function uniqueKey(prefix = 'key') {
 }
 
 const { spawn } = require('node:child_process')
+const path = require('node:path')
 
 const { until, valuesOnAll } = require('./servers')
 
@@ -51,14 +52,15 @@ function goneEverywhere(key, urls = sharedUrls()) {
  * waited (about a minute had it not been woken).
  */
 async function wokenByRelease(Redlock, clients, key, { subscribed, whileHeld = async () => {} }) {
-  const holder = new Redlock(clients)
+  // The holder is another process: a release made in this one would reach the waiter
+  // without the servers' notice (the line's local hand-off), and prove nothing about it.
+  const holder = await heldElsewhere(clients, key, 30000)
   const waiter = new Redlock(clients, { retryDelay: 60000, retryJitter: 0, retryCount: 1 })
   try {
-    const lock = await holder.acquire([key], 30000)
     const started = Date.now()
     const waiting = waiter.acquire([key], 5000)
     await until(subscribed, { timeout: 10000, message: 'the waiter subscribed' })
-    await lock.release()
+    await holder.release()
     const next = await waiting
     const waited = Date.now() - started
     await until(() => waiter.inFlight === 0, { message: 'requests settled' })
@@ -66,7 +68,47 @@ async function wokenByRelease(Redlock, clients, key, { subscribed, whileHeld = a
     await next.release()
     return waited
   } finally {
-    await Promise.all([holder.quit(), waiter.quit()])
+    holder.stop()
+    await waiter.quit()
+  }
+}
+
+/**
+ * A lock on `key` held by another Node process, through `clients` (URLs or option objects).
+ * Resolves once it is held, with `release()` (resolves once the child has released it and
+ * ended) and `stop()` (kills the child if it still runs).
+ */
+async function heldElsewhere(clients, key, ttl) {
+  const script = `
+    const Redlock = require(process.env.PKG)
+    const rl = new Redlock(JSON.parse(process.env.CLIENTS))
+    rl.acquire([process.env.KEY], Number(process.env.TTL)).then((lock) => {
+      console.log('held')
+      process.stdin.once('data', async () => {
+        await lock.release()
+        await rl.quit()
+        console.log('released')
+      })
+    }, (error) => { console.error(error.message); process.exit(1) })
+  `
+  const env = { PKG: path.join(__dirname, '..', '..'), CLIENTS: JSON.stringify(clients), KEY: key, TTL: String(ttl) }
+  const { proc, output, exited } = spawnNode(['-e', script], { env, stdin: 'pipe' })
+  let ended = null
+  exited.then((r) => (ended = r))
+  await until(() => output.stdout.includes('held') || ended !== null, {
+    timeout: 10000,
+    message: 'the other process holds the lock',
+  })
+  if (!output.stdout.includes('held')) throw new Error(`the other process did not get the lock: ${output.stderr}`)
+  return {
+    async release() {
+      proc.stdin.end('release\n')
+      const result = await exited
+      if (!result.stdout.includes('released')) throw new Error(`the other process did not release: ${result.stderr}`)
+    },
+    stop() {
+      if (ended === null) proc.kill('SIGKILL')
+    },
   }
 }
 
@@ -109,11 +151,10 @@ function runNode(args, { onSpawn, ...options } = {}) {
 function linkedProject(prefix) {
   const fs = require('node:fs')
   const os = require('node:os')
-  const path = require('node:path')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
   fs.mkdirSync(path.join(dir, 'node_modules'))
   fs.symlinkSync(path.resolve(__dirname, '../..'), path.join(dir, 'node_modules', 'redlock-rs'), 'dir')
   return dir
 }
 
-module.exports = { linkedProject, sharedUrls, uniqueKey, sleep, heldEverywhere, goneEverywhere, wokenByRelease, spawnNode, runNode }
+module.exports = { linkedProject, sharedUrls, uniqueKey, sleep, heldEverywhere, goneEverywhere, wokenByRelease, heldElsewhere, spawnNode, runNode }

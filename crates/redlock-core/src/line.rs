@@ -4,16 +4,60 @@
 //! without touching the nodes. So a process never stampedes itself when a lock it waits for
 //! is released, and a holder that releases and asks again at once queues behind the
 //! acquirers that were already waiting, instead of jumping ahead of them.
+//!
+//! A line also counts the releases of its resources made in this process ([`Releases`]), so
+//! that its head can try again the moment the lock it waits for is released here, without
+//! waiting for the release notice to come back from the servers.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 /// Lines by name (see [`crate::redlock`]: the servers and the resources).
 #[derive(Default)]
 pub struct Lines {
-    lines: Mutex<HashMap<String, VecDeque<oneshot::Sender<Turn>>>>,
+    lines: Mutex<HashMap<String, Line>>,
+}
+
+/// One line: the acquirers waiting behind its head, and the releases of its resources.
+#[derive(Default)]
+struct Line {
+    waiting: VecDeque<oneshot::Sender<Turn>>,
+    releases: Arc<Releases>,
+}
+
+/// How many times a lock on a line's resources was released in this process.
+#[derive(Default)]
+pub struct Releases {
+    count: AtomicU64,
+    released: Notify,
+}
+
+impl Releases {
+    /// How many releases so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once there have been more than `seen` releases.
+    pub async fn after(&self, seen: u64) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if self.count() > seen {
+                return;
+            }
+            released.await;
+        }
+    }
+
+    fn announce(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
 }
 
 /// The lines of this process: every client that locks the same resources on the same
@@ -24,6 +68,8 @@ static PROCESS: LazyLock<Arc<Lines>> = LazyLock::new(Arc::default);
 pub struct Turn {
     /// `None` only while a turn that nobody took is being discarded.
     line: Option<(Arc<Lines>, String)>,
+    /// The releases of the line's resources in this process.
+    pub releases: Arc<Releases>,
 }
 
 impl Drop for Turn {
@@ -48,23 +94,38 @@ impl Lines {
             let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
             match lines.get_mut(&key) {
                 None => {
-                    lines.insert(key.clone(), VecDeque::new());
-                    None
+                    let line = Line::default();
+                    let releases = line.releases.clone();
+                    lines.insert(key.clone(), line);
+                    Err(releases)
                 }
                 Some(line) => {
                     let (tx, rx) = oneshot::channel();
-                    line.push_back(tx);
-                    Some(rx)
+                    line.waiting.push_back(tx);
+                    Ok(rx)
                 }
             }
         };
         match waiting {
-            None => Turn {
+            Err(releases) => Turn {
                 line: Some((self.clone(), key)),
+                releases,
             },
             // The previous head hands its turn over; the line outlives every waiter, so the
             // sender is never dropped without sending.
-            Some(rx) => rx.await.expect("a turn is always handed over"),
+            Ok(rx) => rx.await.expect("a turn is always handed over"),
+        }
+    }
+
+    /// Tells the line called `name`, if anyone stands in it, that a lock on its resources
+    /// was released in this process.
+    pub fn released(&self, name: impl FnOnce() -> String) {
+        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.is_empty() {
+            return;
+        }
+        if let Some(line) = lines.get(&name()) {
+            line.releases.announce();
         }
     }
 }
@@ -74,12 +135,13 @@ fn pass(lines: &Arc<Lines>, key: &str) {
     let mut map = lines.lines.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         let Some(line) = map.get_mut(key) else { return };
-        let Some(next) = line.pop_front() else {
+        let Some(next) = line.waiting.pop_front() else {
             map.remove(key);
             return;
         };
         let turn = Turn {
             line: Some((lines.clone(), key.to_owned())),
+            releases: line.releases.clone(),
         };
         match next.send(turn) {
             Ok(()) => return,

@@ -239,6 +239,8 @@ impl Redlock {
         };
         let released = |nodes_held, attempts| {
             lock.expiration.store(0, Ordering::SeqCst);
+            // The next acquirer of this process in line for the resources goes at once.
+            self.waits.released(&self.nodes, &lock.resources);
             Released {
                 nodes_held,
                 attempts,

@@ -104,16 +104,27 @@ impl Waits {
             Poll::Ready(turn) => Some(turn),
             Poll::Pending => None,
         };
-        Waiting {
+        let mut waiting = Waiting {
             waits: self,
             nodes,
             lock,
             timeout,
             entering,
-            turn,
+            turn: None,
+            releases_seen: 0,
             subscription: None,
             fast_splits: 0,
+        };
+        if let Some(turn) = turn {
+            waiting.take(turn);
         }
+        waiting
+    }
+
+    /// Tells this process's acquirers of `resources` on `nodes` that a lock on them was
+    /// released here (see [`Waiting::again`]).
+    pub(crate) fn released(&self, nodes: &[Arc<Node>], resources: &[String]) {
+        self.lines.released(|| self.line_name(nodes, resources));
     }
 
     /// Stops every subscription.
@@ -145,11 +156,19 @@ pub(crate) struct Waiting<'a> {
     timeout: Duration,
     entering: Entering<'a>,
     turn: Option<Turn>,
+    /// How many releases in this process of the line's resources it has reacted to.
+    releases_seen: u64,
     subscription: Option<Subscription>,
     fast_splits: u32,
 }
 
 impl Waiting<'_> {
+    /// Takes its turn at the head of the line.
+    fn take(&mut self, turn: Turn) {
+        self.releases_seen = turn.releases.count();
+        self.turn = Some(turn);
+    }
+
     /// Before the first attempt: at once at the head of the line; else for the turn, or the
     /// first retry's pause (with no retry at all, at once).
     pub(crate) async fn first(&mut self, settings: &Settings) {
@@ -158,7 +177,7 @@ impl Waiting<'_> {
         }
         if let Some(pause) = settings.pause_before(1) {
             tokio::select! {
-                t = &mut self.entering => self.turn = Some(t),
+                t = &mut self.entering => self.take(t),
                 _ = tokio::time::sleep(pause) => {}
             }
         }
@@ -166,16 +185,23 @@ impl Waiting<'_> {
 
     /// Before a retry after an attempt that saw `missed`, whose retry timer is `pause`.
     pub(crate) async fn again(&mut self, missed: Seen, pause: Duration, settings: &Settings) {
-        if self.turn.is_none() {
+        let Some(releases) = self.turn.as_ref().map(|t| t.releases.clone()) else {
             tokio::select! {
-                t = &mut self.entering => self.turn = Some(t),
+                t = &mut self.entering => self.take(t),
                 _ = tokio::time::sleep(pause) => {}
             }
-        } else if missed.split && self.fast_splits < FAST_SPLITS {
+            return;
+        };
+        if missed.split && self.fast_splits < FAST_SPLITS {
             self.fast_splits += 1;
             let spread = missed.elapsed.mul_f64(2.0 * unit_random());
             tokio::time::sleep(spread + Duration::from_millis(1)).await;
         } else if missed.held && settings.wake_on_release {
+            if releases.count() > self.releases_seen {
+                // Released in this process since this acquirer last looked: try at once.
+                self.releases_seen = releases.count();
+                return;
+            }
             let seen = match &self.subscription {
                 Some(notices) => notices.seen(),
                 None => {
@@ -188,6 +214,12 @@ impl Waiting<'_> {
             };
             let notices = self.subscription.as_ref().expect("subscribed just above");
             tokio::select! {
+                // A release made in this process: it has reached a quorum already, and this
+                // acquirer is the only one of the process that tries (the head of its line),
+                // ahead of the other processes, which hear of it from the servers later.
+                _ = releases.after(self.releases_seen) => {
+                    self.releases_seen = releases.count();
+                }
                 _ = notices.next(seen) => {
                     // Every waiter of the resource, in every process, hears the same notice:
                     // a random pause of up to two round trips lets one of them reach the
