@@ -205,6 +205,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_head_of_a_line_hears_of_the_releases_of_its_resources_only() {
+        let lines = Arc::new(Lines::default());
+        let head = lines.enter("r").await;
+        let _other = lines.enter("s").await;
+        let seen = head.releases.count();
+        lines.released(|| "s".to_owned());
+        lines.released(|| "nobody-waits".to_owned());
+        assert_eq!(head.releases.count(), seen, "not its resources");
+        let releases = head.releases.clone();
+        let heard = tokio::spawn(async move { releases.after(seen).await });
+        tokio::task::yield_now().await;
+        lines.released(|| "r".to_owned());
+        tokio::time::timeout(std::time::Duration::from_secs(5), heard)
+            .await
+            .expect("woken by the release")
+            .unwrap();
+        // A release before the head looks is not missed.
+        lines.released(|| "r".to_owned());
+        let seen = seen + 1;
+        tokio::time::timeout(std::time::Duration::from_secs(5), head.releases.after(seen))
+            .await
+            .expect("counted while nobody listened");
+    }
+
+    #[tokio::test]
     async fn different_resources_stand_in_different_lines() {
         let lines = Arc::new(Lines::default());
         let _a = lines.enter("a").await;
