@@ -145,6 +145,14 @@ impl Notices {
                 interest.waiters.push(waiter.clone());
             }
         }
+        // Made before the wait for confirmations: dropped during that wait (its acquirer went
+        // on without it), it still takes its waiter out and unsubscribes what nobody wants.
+        let subscription = Subscription {
+            waiter,
+            channels,
+            interests: self.interests.clone(),
+            subscribers: self.subscribers.clone(),
+        };
         if !fresh.is_empty() {
             let mut confirmations = Vec::new();
             for subscriber in self.subscribers.iter() {
@@ -170,12 +178,7 @@ impl Notices {
             // A node that does not confirm in time only costs its notices.
             let _ = tokio::time::timeout(timeout, join_all(confirmations)).await;
         }
-        Subscription {
-            waiter,
-            channels,
-            interests: self.interests.clone(),
-            subscribers: self.subscribers.clone(),
-        }
+        subscription
     }
 
     /// Closes every pub/sub connection.

@@ -206,9 +206,18 @@ impl Waiting<'_> {
                 Some(notices) => notices.seen(),
                 None => {
                     // Only notices from now on wake: a release between the attempt and this
-                    // subscription waits for the timer.
+                    // subscription waits for the timer. A release in this process while it
+                    // subscribes goes at once.
                     let (waits, nodes, lock) = (self.waits, self.nodes, self.lock);
-                    self.subscription = Some(subscribe(waits, nodes, lock, self.timeout).await);
+                    tokio::select! {
+                        subscribed = subscribe(waits, nodes, lock, self.timeout) => {
+                            self.subscription = Some(subscribed);
+                        }
+                        _ = releases.after(self.releases_seen) => {
+                            self.releases_seen = releases.count();
+                            return;
+                        }
+                    }
                     0
                 }
             };
