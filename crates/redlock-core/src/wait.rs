@@ -233,8 +233,14 @@ impl Waiting<'_> {
                     // Every waiter of the resource, in every process, hears the same notice:
                     // a random pause of up to two round trips lets one of them reach the
                     // nodes first, and the others find it holding a quorum and go back to
-                    // waiting.
-                    tokio::time::sleep(missed.elapsed.mul_f64(2.0 * unit_random())).await;
+                    // waiting. The notice of a release made in this process can arrive
+                    // before the release has counted its quorum: then it goes when it has.
+                    let spread = missed.elapsed.mul_f64(2.0 * unit_random());
+                    tokio::select! {
+                        _ = tokio::time::sleep(spread) => {}
+                        _ = releases.after(self.releases_seen) => {}
+                    }
+                    self.releases_seen = releases.count();
                 }
                 _ = tokio::time::sleep(pause) => {}
             }
