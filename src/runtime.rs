@@ -127,7 +127,7 @@ struct Shared {
 }
 
 struct Inbox {
-    settled: Vec<Delivery>,
+    deliveries: Vec<Delivery>,
     /// `None` once the environment is torn down: answers are dropped from then on.
     wake: Option<Tsfn>,
 }
@@ -147,8 +147,8 @@ impl Shared {
         let Some(wake) = inbox.wake else {
             return;
         };
-        let first = inbox.settled.is_empty();
-        inbox.settled.push(delivery);
+        let first = inbox.deliveries.is_empty();
+        inbox.deliveries.push(delivery);
         if first {
             // SAFETY: the environment has not been torn down (it clears `wake` first).
             unsafe {
@@ -199,7 +199,7 @@ impl Mailbox {
     fn open(env: sys::napi_env) -> Result<Mailbox> {
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox {
-                settled: Vec::new(),
+                deliveries: Vec::new(),
                 wake: None,
             }),
         });
@@ -356,14 +356,14 @@ unsafe extern "C" fn deliver(
         return;
     }
     let shared = unsafe { &*(context as *const Shared) };
-    let settled = std::mem::take(
+    let deliveries = std::mem::take(
         &mut shared
             .inbox
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .settled,
+            .deliveries,
     );
-    let count = settled.into_iter().map(|delivery| delivery(env)).sum();
+    let count = deliveries.into_iter().map(|delivery| delivery(env)).sum();
     MAILBOX.with(|slot| {
         if let Some(mailbox) = slot.borrow_mut().as_mut().filter(|m| m.env == env) {
             mailbox.settled(count);
@@ -376,7 +376,7 @@ unsafe extern "C" fn teardown(hook: *mut c_void) {
     let shared = unsafe { Arc::from_raw(hook as *const Shared) };
     let mut inbox = shared.inbox.lock().unwrap_or_else(|p| p.into_inner());
     inbox.wake = None;
-    inbox.settled.clear();
+    inbox.deliveries.clear();
 }
 
 /// Node finalized the threadsafe function: give back its context's reference.

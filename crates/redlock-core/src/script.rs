@@ -83,7 +83,7 @@ enum PlainAnswer {
 /// Reads the answer to [`Plain::SetIfAbsent`].
 fn set_if_absent(answer: redis::Value, value: &str) -> PlainAnswer {
     match answer {
-        redis::Value::Nil | redis::Value::Okay => PlainAnswer::Final(redis::Value::Int(1)),
+        redis::Value::Nil => PlainAnswer::Final(redis::Value::Int(1)),
         redis::Value::BulkString(held) if held != value.as_bytes() => {
             PlainAnswer::Final(redis::Value::BulkString(held))
         }
