@@ -493,6 +493,47 @@ describe('quit() with operations in flight', () => {
   }, 15000)
 })
 
+describe('a release hands the lock on in this process before its answers are back', () => {
+  test("the next waiter here is granted on the nodes while every reply to the release is held back", async () => {
+    // Long per-node timeouts: nothing may time out while the replies wait in the proxies.
+    const rl = redlock({ requestTimeout: 20000, retryCount: 1000, retryDelay: 5000 })
+    await warm(rl)
+    const key = uniqueKey('fm-handon')
+    const first = await rl.acquire([key], 30000)
+    await heldEverywhere(key, first.value)
+    const next = rl.acquire([key], 30000)
+    // The waiter was refused and listens for the release on every node.
+    await until(
+      async () => {
+        const counts = await Promise.all(direct.map((u) => command(u, 'PUBSUB', 'NUMSUB', `redlock-rs:released:{${key}}`)))
+        return counts.every((c) => c[1] >= 1)
+      },
+      { timeout: 5000, message: 'the waiter subscribed on every node' },
+    )
+    for (const node of fleet) node.proxy.holdReplies()
+    let released = false
+    const releasing = first.release().then((r) => {
+      released = true
+      return r
+    })
+    // The release ran on the nodes and the waiter's attempt ran right behind it, although no
+    // node's reply (to the release, or its notice) has reached this process.
+    const granted = await until(
+      async () => {
+        const values = await valuesOnAll(direct, key)
+        return values.every((v) => v !== null && v !== first.value) && new Set(values).size === 1 && values[0]
+      },
+      { timeout: 5000, message: "the waiter's value on every node" },
+    )
+    expect(released).toBe(false)
+    for (const node of fleet) node.proxy.heal()
+    await releasing
+    const lock = await next
+    expect(lock.value).toBe(granted)
+    await lock.release()
+  }, 20000)
+})
+
 describe('node-error events and the operation they belong to', () => {
   test("a node's failure reaches 'error' listeners before the operation it failed settles", async () => {
     // 3 of 5 members refuse connections: the attempt fails on their 3 votes, and each of

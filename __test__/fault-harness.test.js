@@ -3,7 +3,7 @@
 // The fault harness itself (support/faults.js): what each fault does to a client on the other
 // side of the proxy, and that kills and restarts keep or lose data as configured.
 
-const { Conn, command } = require('./support/servers')
+const { Conn, command, until } = require('./support/servers')
 const { startFleet, stopFleet, seededRandom } = require('./support/faults')
 
 let fleet = []
@@ -50,6 +50,25 @@ test('blackhole() accepts and never answers; heal() delivers what waited, in ord
     expect(await command(fleet[0].directUrl, 'GET', 'bh')).toBeNull()
     fleet[0].proxy.heal()
     expect(await Promise.all(answers)).toEqual([1, 2])
+  } finally {
+    conn.close()
+  }
+})
+
+test('holdReplies(): the server runs what it is sent, and its replies wait until heal()', async () => {
+  const conn = new Conn(fleet[0].url, { timeout: 5000 })
+  try {
+    await conn.send('DEL', 'held')
+    fleet[0].proxy.holdReplies()
+    let answered = false
+    const answers = Promise.all([conn.send('INCR', 'held'), conn.send('INCR', 'held')]).then((a) => {
+      answered = true
+      return a
+    })
+    await until(async () => (await command(fleet[0].directUrl, 'GET', 'held')) === '2')
+    expect(answered).toBe(false)
+    fleet[0].proxy.heal()
+    expect(await answers).toEqual([1, 2])
   } finally {
     conn.close()
   }

@@ -110,6 +110,9 @@ async function runJob(contender, urls, job) {
     lastOwner: -1,
     releaseCalled: 0,
     handoffs: [],
+    // How long the measured grants were held in fact: a 1 ms timer sleeps 1 ms or more.
+    holdTotal: 0,
+    holds: 0,
   }
   const inflight = new Map() // loop → start of its current cycle, µs
 
@@ -135,8 +138,14 @@ async function runJob(contender, urls, job) {
         if (state.releaseCalled) state.handoffs.push(now() - state.releaseCalled)
       }
       state.lastOwner = id
+      const granted = now()
+      const grantCounted = state.measuring
       if (job.hold) await sleep(job.hold)
       state.releaseCalled = now()
+      if (grantCounted) {
+        state.holdTotal += state.releaseCalled - granted
+        state.holds += 1
+      }
       let released = true
       try {
         await lib.release(handle)
@@ -198,6 +207,7 @@ async function runJob(contender, urls, job) {
     handoff_p50_us: percentile(handoffs, 50),
     handoff_p99_us: percentile(handoffs, 99),
     handoff_max_us: handoffs.length ? handoffs[handoffs.length - 1] : 0,
+    hold_mean_us: state.holds ? state.holdTotal / state.holds : null,
   })
   // Stalled loops may wait on a dead node for long: do not wait for a clean close either.
   await Promise.race([Promise.resolve(lib.close()).catch(() => {}), sleep(200)])

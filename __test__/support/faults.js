@@ -33,11 +33,12 @@ function seededRandom(seed) {
  * no bytes in the middle: it stalls, or it breaks).
  */
 class Pipe {
-  constructor(proxy, pair, from, to) {
+  constructor(proxy, pair, from, to, replies) {
     this.proxy = proxy
     this.pair = pair
     this.from = from
     this.to = to
+    this.replies = replies
     this.queue = []
     this.lastDue = 0
     this.timer = null
@@ -57,7 +58,7 @@ class Pipe {
       clearTimeout(this.timer)
       this.timer = null
     }
-    if (this.proxy.blackholed) {
+    if (this.proxy.blackholed || (this.replies && this.proxy.repliesHeld)) {
       this.from.pause()
       return
     }
@@ -85,6 +86,8 @@ class Pipe {
  * - `latency(ms)`: every chunk, both ways, is delayed by `ms`.
  * - `blackhole()`: connections (new ones too) are accepted and never answered; `heal()`
  *   delivers what waited, as a healed partition does.
+ * - `holdReplies()`: requests still reach the server, which runs them, but its replies wait
+ *   (in order) until `heal()`: the server acts while the client hears nothing.
  * - `drop({ reset })`: closes every open connection (RST with `reset`).
  * - `dropNextRequest({ forward })`: the next request is (optionally) passed on to the server
  *   and its connection closed before any answer comes back.
@@ -97,6 +100,7 @@ class FaultProxy {
     this.port = port
     this.latencyMs = 0
     this.blackholed = false
+    this.repliesHeld = false
     this.refusing = false
     this.pendingDrop = null
     this.pairs = new Set()
@@ -154,8 +158,8 @@ class FaultProxy {
       client.destroy()
       drop.resolve()
     })
-    pair.up = new Pipe(this, pair, client, upstream)
-    pair.down = new Pipe(this, pair, upstream, client)
+    pair.up = new Pipe(this, pair, client, upstream, false)
+    pair.down = new Pipe(this, pair, upstream, client, true)
     const end = () => this.close(pair)
     client.on('close', end)
     upstream.on('close', end)
@@ -192,10 +196,16 @@ class FaultProxy {
     }
   }
 
-  /** Ends latency, blackhole and refusal; what waited is delivered. */
+  holdReplies() {
+    this.repliesHeld = true
+    for (const pair of this.pairs) pair.down.flush()
+  }
+
+  /** Ends latency, blackhole, held replies and refusal; what waited is delivered. */
   heal() {
     this.latencyMs = 0
     this.blackholed = false
+    this.repliesHeld = false
     this.refusing = false
     for (const pair of this.pairs) {
       pair.up.lastDue = 0

@@ -6,8 +6,8 @@
 //! acquirers that were already waiting, instead of jumping ahead of them.
 //!
 //! A line also counts the releases of its resources made in this process ([`Releases`]), so
-//! that its head can try again the moment the lock it waits for is released here, without
-//! waiting for the release notice to come back from the servers.
+//! that its head can try again the moment a release of the lock it waits for is sent from
+//! here, without waiting for the release's answers or its notice from the servers.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -12,7 +12,7 @@
 //! ([`crate::wait::Retries`]); an acquirer waits between attempts as [`crate::wait`] says.
 //! The client these steps run on (its members, its locks, its shutdown) is [`crate::client`].
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -224,11 +224,23 @@ impl Redlock {
             self.owns(lock),
             "a lock is released by the Redlock that made it"
         );
-        let attempt = || async move {
+        // The next acquirer of this process in line for the resources goes as soon as the
+        // deletions are on their way: its attempt, written after them on each node's
+        // connection, reaches every node after them, so the lock changes hands in one round
+        // trip instead of two. (Where a deletion waited for its lane or its connection, that
+        // attempt may find the key still there and miss; the servers' notice of the deletion
+        // then wakes it, as it wakes the other processes.) Told once per attempt that sent.
+        let handed_on = AtomicBool::new(false);
+        let hand_on = || {
+            handed_on.store(true, Ordering::SeqCst);
+            self.waits.released(&self.nodes, &lock.resources);
+        };
+        let attempt = || async {
+            handed_on.store(false, Ordering::SeqCst);
             let announce = &[notice::CHANNEL_PREFIX];
             let decided = self
                 .undo(lock, announce, settings.request_timeout)
-                .decide(false)
+                .decide_once_sent(false, hand_on)
                 .await;
             let nodes_held = decided.record.votes.iter().filter(|(_, v)| v.is_for());
             let outcome = match decided.quorum {
@@ -239,8 +251,9 @@ impl Redlock {
         };
         let released = |nodes_held, attempts| {
             lock.expiration.store(0, Ordering::SeqCst);
-            // The next acquirer of this process in line for the resources goes at once.
-            self.waits.released(&self.nodes, &lock.resources);
+            if !handed_on.load(Ordering::SeqCst) {
+                self.waits.released(&self.nodes, &lock.resources);
+            }
             Released {
                 nodes_held,
                 attempts,

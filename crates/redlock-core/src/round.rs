@@ -282,6 +282,26 @@ impl Round {
         }
     }
 
+    /// As [`Round::decide`], and calls `sent` as soon as the round has handed its requests to
+    /// the nodes' connections (after its first poll, unless that poll decided it already).
+    /// Each connection writes what it was handed in order, so a command handed to the same
+    /// connections after `sent` reaches every node after this round's request (unless the
+    /// request had to wait for its lane or for its connection to open: then it may come first).
+    pub(crate) async fn decide_once_sent(self, all: bool, sent: impl FnOnce()) -> Decided {
+        let mut deciding = std::pin::pin!(self.decide(all));
+        let mut sent = Some(sent);
+        std::future::poll_fn(|cx| {
+            let polled = deciding.as_mut().poll(cx);
+            if polled.is_pending() {
+                if let Some(sent) = sent.take() {
+                    sent();
+                }
+            }
+            polled
+        })
+        .await
+    }
+
     /// Lets the requests run on their own, for a round whose votes are read later if at all
     /// (the undo of a failed attempt, while its acquirer waits to retry).
     pub(crate) fn detach(mut self) -> Round {

@@ -223,9 +223,10 @@ impl Waiting<'_> {
             };
             let notices = self.subscription.as_ref().expect("subscribed just above");
             tokio::select! {
-                // A release made in this process: it has reached a quorum already, and this
-                // acquirer is the only one of the process that tries (the head of its line),
-                // ahead of the other processes, which hear of it from the servers later.
+                // A release made in this process: its deletions are on their way ahead of
+                // this acquirer's next attempt on every node, and this acquirer is the only
+                // one of the process that tries (the head of its line), ahead of the other
+                // processes, which hear of it from the servers later.
                 _ = releases.after(self.releases_seen) => {
                     self.releases_seen = releases.count();
                 }
@@ -233,8 +234,7 @@ impl Waiting<'_> {
                     // Every waiter of the resource, in every process, hears the same notice:
                     // a random pause of up to two round trips lets one of them reach the
                     // nodes first, and the others find it holding a quorum and go back to
-                    // waiting. The notice of a release made in this process can arrive
-                    // before the release has counted its quorum: then it goes when it has.
+                    // waiting. A release made in this process during the pause ends it.
                     let spread = missed.elapsed.mul_f64(2.0 * unit_random());
                     tokio::select! {
                         _ = tokio::time::sleep(spread) => {}
