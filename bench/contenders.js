@@ -37,12 +37,6 @@ const REDLOCK_RS_MODES = {
     settings: { fencing: true },
     env: {},
   },
-  'polling-1worker': {
-    default: false,
-    about: "polling, on a tokio runtime of 1 worker thread instead of napi's default of one per core",
-    settings: { wakeOnRelease: false },
-    env: { TOKIO_WORKER_THREADS: '1' },
-  },
 }
 
 /** Tuned retry settings of the contention scenario, in each library's own words. */
