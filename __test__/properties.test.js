@@ -9,7 +9,9 @@
 // wrong ports and refused logins never show up in errors, attempts or events.
 //
 // Runs against 5 redis-servers of its own, so that DBSIZE can prove nothing was written.
-// FC_SEED=<n> replays a run; the seed is printed when a property fails.
+// FC_SEED=<n> replays a run; the seed is printed when a property fails. FC_RUNS=<n> sets the
+// runs of a property (100 by default; the smaller properties scale with it): FC_RUNS=1100 is
+// the nightly size, over 10,000 generated calls in all.
 
 const util = require('node:util')
 const fc = require('fast-check')
@@ -20,7 +22,12 @@ const { RedisServer, startServers, stopServers, freePort, command, until, values
 const ARG_CODES = { ERR_INVALID_ARG_TYPE: TypeError, ERR_INVALID_ARG_VALUE: TypeError, ERR_OUT_OF_RANGE: RangeError }
 const HANG_MS = 8000
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const FC = { numRuns: 100, ...(process.env.FC_SEED && { seed: Number(process.env.FC_SEED) }) }
+const RUNS = Number(process.env.FC_RUNS) > 0 ? Math.floor(Number(process.env.FC_RUNS)) : 100
+const FC = { numRuns: RUNS, ...(process.env.FC_SEED && { seed: Number(process.env.FC_SEED) }) }
+/** `n` runs at the default size, scaled to FC_RUNS. */
+const runs = (n) => Math.max(1, Math.round((n * RUNS) / 100))
+// Jest's per-test limit, scaled too: a bound against hangs, not a timing.
+jest.setTimeout(30000 * Math.max(1, RUNS / 100))
 
 let servers = []
 let urls = []
@@ -213,8 +220,8 @@ async function cleanUp(result) {
   await eventuallyEmpty()
 }
 
-function count(name, runs = FC.numRuns) {
-  tried[name] = (tried[name] || 0) + runs
+function count(name, n = FC.numRuns) {
+  tried[name] = (tried[name] || 0) + n
 }
 
 /** Everything a user could print about a value. */
@@ -409,9 +416,9 @@ describe('odd resource names are valid and lock like any other', () => {
         await lock.release()
         await eventuallyEmpty()
       }),
-      { ...FC, numRuns: 60 },
+      { ...FC, numRuns: runs(60) },
     )
-    count('odd names', 60)
+    count('odd names', runs(60))
   })
 
   test('names with lone surrogates: refused with a TypeError or locked and released', async () => {
@@ -430,9 +437,9 @@ describe('odd resource names are valid and lock like any other', () => {
         }
         await cleanUp(result)
       }),
-      { ...FC, numRuns: 20 },
+      { ...FC, numRuns: runs(20) },
     )
-    count('lone surrogates', 20)
+    count('lone surrogates', runs(20))
   })
 })
 
@@ -490,9 +497,9 @@ describe('clients: malformed URLs, wrong ports, wrong passwords', () => {
           rl.quit()
         }
       }),
-      { ...FC, numRuns: 150 },
+      { ...FC, numRuns: runs(150) },
     )
-    count('client URLs', 150)
+    count('client URLs', runs(150))
     await eventuallyEmpty()
   })
 
@@ -520,9 +527,9 @@ describe('clients: malformed URLs, wrong ports, wrong passwords', () => {
           rl.quit()
         }
       }),
-      { ...FC, numRuns: 30 },
+      { ...FC, numRuns: runs(30) },
     )
-    count('client options', 30)
+    count('client options', runs(30))
   })
 })
 
@@ -543,7 +550,7 @@ describe('hostile objects: getters and Proxies that throw', () => {
   // The user's own exception from a getter or Proxy trap comes back as itself (what Node's
   // own APIs do), or as a TypeError with a code, never as an internal error.
   test('settings whose getter throws: the call throws the user\'s own error (or a TypeError with a code), never an internal error', async () => {
-    count('throwing getters/Proxies', 30)
+    count('throwing getters/Proxies', runs(30))
     await fc.assert(
       fc.asyncProperty(fields, fc.constantFrom('getter', 'proxy'), fc.constantFrom('constructor', 'acquire', 'using', 'extend'), async (field, how, where) => {
         const { error, value } = hostile(field, how)
@@ -567,7 +574,7 @@ describe('hostile objects: getters and Proxies that throw', () => {
         }
         await eventuallyEmpty()
       }),
-      { ...FC, numRuns: 30 },
+      { ...FC, numRuns: runs(30) },
     )
   })
 })

@@ -249,6 +249,9 @@ describe('wake-on-release', () => {
     const holder = redlockWith()
     const waiter = redlockWith({ wakeOnRelease: false, retryDelay: 100, retryJitter: 0 })
     const first = await holder.acquire([key], 10000)
+    // The acquisition was decided at a quorum; its other requests land a moment later, and
+    // on a busy machine the waiter's first attempt could reach a node before them.
+    await until(async () => (await nodesHolding(key, first.value)) === 5, { message: 'held on all 5 nodes' })
     const error = await waiter.acquire([key], 10000, { retryCount: 3 }).catch((e) => e)
     expect(error).toBeInstanceOf(ResourceLockedError)
     expect(error.attempts.length).toBe(4)
