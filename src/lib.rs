@@ -10,7 +10,7 @@ mod outcome;
 mod runtime;
 mod settings;
 
-/// The engine allocates a few hundred small blocks per lock cycle. With hundreds of operations
+/// The addon allocates about 150-200 small blocks per lock cycle. With hundreds of operations
 /// in flight, glibc's malloc spent about a sixth of the engine thread's time in its slow paths
 /// (`malloc_consolidate`, `unlink_chunk`); mimalloc's per-thread free lists do not
 /// (docs/BENCHMARKS.md). It serves the addon's Rust allocations only, not Node's.
