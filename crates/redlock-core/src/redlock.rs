@@ -12,7 +12,7 @@
 //! ([`crate::wait::Retries`]); an acquirer waits between attempts as [`crate::wait`] says.
 //! The client these steps run on (its members, its locks, its shutdown) is [`crate::client`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -225,18 +225,13 @@ impl Redlock {
             "a lock is released by the Redlock that made it"
         );
         // The next acquirer of this process in line for the resources goes as soon as the
-        // deletions are on their way: its attempt, written after them on each node's
-        // connection, reaches every node after them, so the lock changes hands in one round
-        // trip instead of two. (Where a deletion waited for its lane or its connection, that
-        // attempt may find the key still there and miss; the servers' notice of the deletion
-        // then wakes it, as it wakes the other processes.) Told once per attempt that sent.
-        let handed_on = AtomicBool::new(false);
-        let hand_on = || {
-            handed_on.store(true, Ordering::SeqCst);
-            self.waits.released(&self.nodes, &lock.resources);
-        };
+        // deletions are on their way (each attempt tells it): its attempt, written after them
+        // on each node's connection, reaches every node after them, so the lock changes hands
+        // in one round trip instead of two. (Where a deletion waited for its lane or its
+        // connection, that attempt may find the key still there and miss; the servers' notice
+        // of the deletion then wakes it, as it wakes the other processes.)
+        let hand_on = || self.waits.released(&self.nodes, &lock.resources);
         let attempt = || async {
-            handed_on.store(false, Ordering::SeqCst);
             let announce = &[notice::CHANNEL_PREFIX];
             let decided = self
                 .undo(lock, announce, settings.request_timeout)
@@ -251,9 +246,6 @@ impl Redlock {
         };
         let released = |nodes_held, attempts| {
             lock.expiration.store(0, Ordering::SeqCst);
-            if !handed_on.load(Ordering::SeqCst) {
-                self.waits.released(&self.nodes, &lock.resources);
-            }
             Released {
                 nodes_held,
                 attempts,

@@ -282,20 +282,18 @@ impl Round {
         }
     }
 
-    /// As [`Round::decide`], and calls `sent` as soon as the round has handed its requests to
-    /// the nodes' connections (after its first poll, unless that poll decided it already).
-    /// Each connection writes what it was handed in order, so a command handed to the same
-    /// connections after `sent` reaches every node after this round's request (unless the
-    /// request had to wait for its lane or for its connection to open: then it may come first).
+    /// As [`Round::decide`], and calls `sent` right after the round's first poll, by which it
+    /// has handed its requests to the nodes' connections. Each connection writes what it was
+    /// handed in order, so a command handed to the same connections after `sent` reaches
+    /// every node after this round's request (unless the request had to wait for its lane or
+    /// for its connection to open: then it may come first).
     pub(crate) async fn decide_once_sent(self, all: bool, sent: impl FnOnce()) -> Decided {
         let mut deciding = std::pin::pin!(self.decide(all));
         let mut sent = Some(sent);
         std::future::poll_fn(|cx| {
             let polled = deciding.as_mut().poll(cx);
-            if polled.is_pending() {
-                if let Some(sent) = sent.take() {
-                    sent();
-                }
+            if let Some(sent) = sent.take() {
+                sent();
             }
             polled
         })
