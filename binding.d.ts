@@ -202,6 +202,20 @@ export interface Settings {
    */
   fencing: boolean
   /**
+   * The restart guard: whether an acquisition leaves out the votes of servers that
+   * restarted less than `restartGuardWindow` ago, which may have forgotten locks they
+   * granted. `true` (default): while those servers are a minority, so that the others
+   * can still form a quorum; `'strict'`: always; `false`: never. Servers that persist every
+   * write (`appendfsync always`) are never left out.
+   */
+  restartGuard: boolean | 'strict'
+  /**
+   * How long a server must have been up before its votes for an acquisition count, in
+   * ms: the longest duration of any lock on these servers. Raised to the longest duration
+   * this `Redlock` has acquired or extended a lock for. Default 60000.
+   */
+  restartGuardWindow: number
+  /**
    * The database the lock keys live in on every plain (not cluster) member, whatever
    * database the client is on, as `@sesamecare-oss/redlock`'s `db` does. Default: each
    * client's own database, as node-redlock does (`redlock-rs/sesame` defaults it to 0).

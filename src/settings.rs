@@ -3,20 +3,21 @@
 use std::time::Duration;
 
 use napi::bindgen_prelude::{
-    JsObjectValue, KeyCollectionMode, KeyConversion, KeyFilter, Object, Unknown,
+    JsObjectValue, KeyCollectionMode, KeyConversion, KeyFilter, Object, ToNapiValue, TypeName,
+    Unknown,
 };
-use napi::ValueType;
+use napi::{sys, ValueType};
 use napi_derive::napi;
-use redlock_core::{RetryStrategy, Watch};
+use redlock_core::{GuardMode, RestartGuard, RetryStrategy, Watch};
 
 use crate::args::{
-    boolean, bounded, field, integer, invalid_value, object, out_of_range, string, Checked, MAX_DB,
-    MAX_MS,
+    boolean, bounded, field, integer, invalid_type, invalid_value, object, out_of_range, string,
+    Checked, MAX_DB, MAX_MS,
 };
 
 /// How a `Redlock` behaves. Every field may be given to the constructor and overridden
 /// per call.
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// Expected clock drift between nodes, as a fraction of the lock's duration; it is
@@ -50,6 +51,17 @@ pub struct Settings {
     /// that grows with every acquisition of a resource), at the cost of one more round trip.
     /// Default `false`.
     pub fencing: bool,
+    /// The restart guard: whether an acquisition leaves out the votes of servers that
+    /// restarted less than `restartGuardWindow` ago, which may have forgotten locks they
+    /// granted. `true` (default): while those servers are a minority, so that the others
+    /// can still form a quorum; `'strict'`: always; `false`: never. Servers that persist every
+    /// write (`appendfsync always`) are never left out.
+    #[napi(ts_type = "boolean | 'strict'")]
+    pub restart_guard: GuardSetting,
+    /// How long a server must have been up before its votes for an acquisition count, in
+    /// ms: the longest duration of any lock on these servers. Raised to the longest duration
+    /// this `Redlock` has acquired or extended a lock for. Default 60000.
+    pub restart_guard_window: f64,
     /// The database the lock keys live in on every plain (not cluster) member, whatever
     /// database the client is on, as `@sesamecare-oss/redlock`'s `db` does. Default: each
     /// client's own database, as node-redlock does (`redlock-rs/sesame` defaults it to 0).
@@ -84,13 +96,42 @@ impl Default for Settings {
             wake_on_release: core.wake_on_release,
             acquire_timeout: core.acquire_timeout.map(ms),
             fencing: core.fencing,
+            restart_guard: GuardSetting(core.restart_guard.mode),
+            restart_guard_window: ms(core.restart_guard.window),
             db: None,
         }
     }
 }
 
+/// The `restartGuard` setting as JavaScript shows it: `true`, `false` or `'strict'`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GuardSetting(pub GuardMode);
+
+impl TypeName for GuardSetting {
+    fn type_name() -> &'static str {
+        "boolean | 'strict'"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ToNapiValue for GuardSetting {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY: as for every value napi converts: `env` is the current environment.
+        unsafe {
+            match value.0 {
+                GuardMode::Off => bool::to_napi_value(env, false),
+                GuardMode::On => bool::to_napi_value(env, true),
+                GuardMode::Strict => <&str>::to_napi_value(env, "strict"),
+            }
+        }
+    }
+}
+
 /// The settings a `Redlock` knows, besides a call's `signal` (read by the front door).
-const KNOWN: [&str; 12] = [
+const KNOWN: [&str; 14] = [
     "driftFactor",
     "retryCount",
     "retryDelay",
@@ -102,6 +143,8 @@ const KNOWN: [&str; 12] = [
     "wakeOnRelease",
     "acquireTimeout",
     "fencing",
+    "restartGuard",
+    "restartGuardWindow",
     "db",
 ];
 
@@ -192,6 +235,12 @@ impl Settings {
         if let Some(v) = field(&given, "fencing")? {
             merged.fencing = boolean(&v, &at("fencing"))?;
         }
+        if let Some(v) = field(&given, "restartGuard")? {
+            merged.restart_guard = GuardSetting(guard_mode(&v, &at("restartGuard"))?);
+        }
+        if let Some(v) = field(&given, "restartGuardWindow")? {
+            merged.restart_guard_window = bounded(&v, &at("restartGuardWindow"), 0.0, MAX_MS)?;
+        }
         if let Some(v) = field(&given, "acquireTimeout")? {
             // 0 would end every acquisition before any node could answer.
             merged.acquire_timeout = Some(bounded(&v, &at("acquireTimeout"), 1.0, MAX_MS)?);
@@ -251,7 +300,26 @@ impl Settings {
             wake_on_release: self.wake_on_release,
             acquire_timeout: self.acquire_timeout.map(|t| ms(t / 1000.0)),
             fencing: self.fencing,
+            restart_guard: RestartGuard {
+                mode: self.restart_guard.0,
+                window: ms(self.restart_guard_window / 1000.0),
+            },
         }
+    }
+}
+
+/// The `restartGuard` setting: `true`, `false` or `'strict'`.
+fn guard_mode(value: &Unknown, name: &str) -> Checked<GuardMode> {
+    if value.get_type()? == ValueType::Boolean {
+        return Ok(match boolean(value, name)? {
+            true => GuardMode::On,
+            false => GuardMode::Off,
+        });
+    }
+    match value.get_type()? {
+        ValueType::String if string(value, name)? == "strict" => Ok(GuardMode::Strict),
+        ValueType::String => Err(invalid_value(name, "it must be true, false or 'strict'").into()),
+        _ => Err(invalid_type(name, "of type boolean or the string 'strict'", value).into()),
     }
 }
 

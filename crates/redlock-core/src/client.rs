@@ -3,6 +3,7 @@
 //! how its operations start a fan-out over its members. The algorithm on top reads in
 //! [`crate::redlock`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use crate::config::{Misconfigured, NodeConfig, NodeConfigError};
 use crate::error::Error;
 use crate::lock::{Lock, Registry};
 use crate::node::Node;
-use crate::round::{Counting, InFlight, Keys, NodeErrorListener, Request, Round, Target};
+use crate::restart::RestartGuard;
+use crate::round::{Counting, Decided, InFlight, Keys, NodeErrorListener, Request, Round, Target};
 use crate::script::Script;
 use crate::settings::Settings;
 use crate::wait::{Retries, Waits};
@@ -27,6 +29,9 @@ pub struct Redlock {
     /// Fired by [`Redlock::quit`]: every operation under way stops with [`Error::Closed`].
     pub(crate) shutdown: CancellationToken,
     in_flight: Arc<InFlight>,
+    /// The longest duration this client has acquired or extended a lock for, in ms: the
+    /// least window of its restart guard.
+    longest_ttl: AtomicU64,
 }
 
 impl Redlock {
@@ -55,12 +60,13 @@ impl Redlock {
             shutdown: CancellationToken::new(),
             in_flight: Arc::default(),
             listener: Mutex::new(None),
+            longest_ttl: AtomicU64::new(0),
             nodes,
         })
     }
 
     /// Starts one fan-out of `script` over the lock's `keys` on every node, counting the
-    /// nodes that did what was asked.
+    /// nodes that did what was asked (with `guard`, leaving out young servers' votes).
     pub(crate) fn round(
         &self,
         lock: &Lock,
@@ -68,6 +74,7 @@ impl Redlock {
         args: &[&str],
         keys: Keys,
         per_node: Duration,
+        guard: Option<RestartGuard>,
     ) -> Round {
         let counting = Counting::Done;
         self.start(
@@ -77,9 +84,42 @@ impl Redlock {
                 args,
                 keys,
                 counting,
+                guard,
             },
             per_node,
         )
+    }
+
+    /// Notes that this client uses locks of `ttl`, and returns the restart guard of
+    /// `settings` for them: its window is at least the longest duration used so far.
+    pub(crate) fn guard_for(&self, settings: &Settings, ttl: Duration) -> RestartGuard {
+        let ttl = ttl.as_millis().min(u64::MAX as u128) as u64;
+        let longest = self.longest_ttl.fetch_max(ttl, Ordering::Relaxed).max(ttl);
+        let guard = settings.restart_guard;
+        RestartGuard {
+            window: guard.window.max(Duration::from_millis(longest)),
+            ..guard
+        }
+    }
+
+    /// Tells the node-error listener of each young server that voted for in `decided`
+    /// (left out, or counted with a young majority), once per restart of that server.
+    pub(crate) fn report_restarts(&self, decided: &Decided) {
+        if decided.restarted.is_empty() {
+            return;
+        }
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(listener) = listener else { return };
+        for (node, error, health) in &decided.restarted {
+            let node = &self.nodes[*node];
+            if node.first_report_of(&health.run_id) {
+                listener(node.label(), error);
+            }
+        }
     }
 
     pub(crate) fn start(&self, lock: &Lock, request: Request, per_node: Duration) -> Round {

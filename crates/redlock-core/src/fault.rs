@@ -2,6 +2,7 @@
 //! other module: a node, a cluster member and a round all report these.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Why one node could not vote for an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +16,14 @@ pub enum NodeError {
     /// The node refused to log in: a wrong or missing user or password. Never holds the
     /// password.
     Auth(String),
+    /// The node answered, but it restarted less than the restart guard's `window` ago
+    /// ([`crate::restart`]): its vote for an acquisition does not count, or with `counted`,
+    /// counted only because a majority of the servers restarted within the window.
+    Restarted {
+        uptime: Duration,
+        window: Duration,
+        counted: bool,
+    },
 }
 
 impl fmt::Display for NodeError {
@@ -24,6 +33,22 @@ impl fmt::Display for NodeError {
             NodeError::Connection(m) => write!(f, "connection failed: {m}"),
             NodeError::Server(m) => write!(f, "the server answered with an error: {m}"),
             NodeError::Auth(m) => write!(f, "authentication failed: {m}"),
+            NodeError::Restarted {
+                uptime,
+                window,
+                counted,
+            } => {
+                write!(
+                    f,
+                    "the server has been up for only {} s, less than the restart guard's window of {} s: it may have forgotten locks it granted before it restarted, ",
+                    uptime.as_secs(),
+                    window.as_secs_f64().ceil()
+                )?;
+                f.write_str(match counted {
+                    false => "so its vote for an acquisition does not count",
+                    true => "but its vote counted: a majority of the servers restarted within the window (a new fleet, or locks lost on a majority; restartGuard: 'strict' refuses then)",
+                })
+            }
         }
     }
 }
@@ -36,6 +61,7 @@ impl NodeError {
             NodeError::Connection(_) => "ERR_REDLOCK_NODE_CONNECTION",
             NodeError::Server(_) => "ERR_REDLOCK_NODE_SERVER",
             NodeError::Auth(_) => "ERR_REDLOCK_NODE_AUTH",
+            NodeError::Restarted { .. } => "ERR_REDLOCK_NODE_RESTARTED",
         }
     }
 }

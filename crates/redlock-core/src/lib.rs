@@ -19,6 +19,8 @@
 //!   over its shared connection ([`link`]); [`config`]: where a member is and how to log in;
 //! - [`tls`]: certificates to trust and present, and what a failed handshake means;
 //! - [`fence`]: fencing tokens, monotonic per resource across quorums;
+//! - [`restart`]: the restart guard, which leaves out the votes of servers that restarted
+//!   too lately to remember the locks they granted;
 //! - [`lane`]: the per-node ordering of one lock's commands;
 //! - [`watchdog`]: the task that keeps a lock extended while its holder works;
 //! - [`script`]: the Lua scripts, in the meaning node-redlock gives them, and how one is sent;
@@ -39,6 +41,7 @@ pub mod node;
 pub mod notice;
 pub mod quorum;
 pub mod redlock;
+pub mod restart;
 pub mod retry;
 pub mod round;
 pub mod script;
@@ -54,6 +57,7 @@ pub use error::{Against, Error};
 pub use fault::NodeError;
 pub use lock::{Lock, Released};
 pub use quorum::Verdict;
+pub use restart::{GuardMode, RestartGuard};
 pub use retry::RetryStrategy;
 pub use round::{Attempt, Counting, NodeErrorListener, Vote};
 pub use settings::Settings;

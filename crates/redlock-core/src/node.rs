@@ -12,7 +12,7 @@
 //! request: it is never waited out.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo};
@@ -22,17 +22,20 @@ use crate::cluster::ClusterMember;
 use crate::config::NodeConfig;
 use crate::fault::NodeError;
 use crate::link::{self, Link};
+use crate::restart::Health;
 use crate::script::{self, Script};
 use crate::tls::Handshake;
 
 /// A script's answer: how many keys it acted on, and for a fenced acquisition the node's
 /// highest fencing counter. An acquisition refused by another holder answers that holder's
-/// value instead.
+/// value instead. A single master's answer comes with what the server said of itself when
+/// the connection that carried it opened ([`crate::restart`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub count: i64,
     pub counter: Option<i64>,
     pub holder: Option<String>,
+    pub health: Option<Arc<Health>>,
 }
 
 /// One member of the quorum and its shared connection.
@@ -50,6 +53,8 @@ pub struct Node {
     kept: Arc<AtomicUsize>,
     /// Whether the member refused a plain command ([`script::run`]).
     plain_refused: script::PlainRefused,
+    /// The run id of the last restart reported to the node-error listener.
+    restart_told: Mutex<String>,
 }
 
 /// The two kinds of member.
@@ -65,7 +70,41 @@ struct Plain {
     login: RedisConnectionInfo,
     /// The prepared TLS handshake, or why the TLS settings cannot be used.
     tls: Option<Result<Handshake, &'static str>>,
-    link: Link<MultiplexedConnection>,
+    link: Link<Conn>,
+}
+
+/// A single master's connection, with what the server said of itself when it opened.
+#[derive(Clone)]
+struct Conn {
+    conn: MultiplexedConnection,
+    health: Arc<HealthCell>,
+}
+
+/// The server's [`Health`], once its answer to the connection's first commands is read
+/// (`None` inside when it would not tell).
+#[derive(Default)]
+struct HealthCell {
+    health: OnceLock<Option<Arc<Health>>>,
+    ready: tokio::sync::Notify,
+}
+
+impl HealthCell {
+    fn set(&self, health: Option<Health>) {
+        let _ = self.health.set(health.map(Arc::new));
+        self.ready.notify_waiters();
+    }
+
+    /// The health, waiting for it if need be: it was asked ahead of any request on the
+    /// connection, so its answer has arrived once a request's answer has.
+    async fn get(&self) -> Option<Arc<Health>> {
+        loop {
+            let ready = self.ready.notified();
+            if let Some(health) = self.health.get() {
+                return health.clone();
+            }
+            ready.await;
+        }
+    }
 }
 
 /// How many timed-out requests one node keeps waiting for their answers at most.
@@ -98,7 +137,19 @@ impl Node {
             closing: CancellationToken::new(),
             kept: Arc::default(),
             plain_refused: Default::default(),
+            restart_told: Mutex::default(),
         }
+    }
+
+    /// Whether the restart whose server has `run_id` has yet to be reported; it counts as
+    /// reported from now on.
+    pub fn first_report_of(&self, run_id: &str) -> bool {
+        let mut told = self.restart_told.lock().unwrap_or_else(|p| p.into_inner());
+        if *told == run_id {
+            return false;
+        }
+        run_id.clone_into(&mut told);
+        true
     }
 
     /// `host:port/db`, for errors and events.
@@ -133,8 +184,11 @@ impl Node {
         let answer = match &self.form {
             Form::Plain(plain) => {
                 let (serial, mut conn) = plain.link.get(|| plain.connect(&self.config)).await?;
-                let answer = script::run(&mut conn, script, keys, args, &self.plain_refused).await;
-                answer.map_err(|e| plain.failure(serial, e))
+                let refused = &self.plain_refused;
+                let answer = script::run(&mut conn.conn, script, keys, args, refused).await;
+                let mut answer = to_answer(answer.map_err(|e| plain.failure(serial, e))?)?;
+                answer.health = conn.health.get().await;
+                return Ok(answer);
             }
             // Boxed, so that the cluster's future does not enlarge a single node's.
             Form::Cluster(cluster) => {
@@ -188,7 +242,7 @@ impl Plain {
         })
     }
 
-    async fn connect(&self, config: &NodeConfig) -> Result<MultiplexedConnection, NodeError> {
+    async fn connect(&self, config: &NodeConfig) -> Result<Conn, NodeError> {
         // The caller's timeout bounds the connect; no timeouts of the client's own.
         let options = AsyncConnectionConfig::new()
             .set_connection_timeout(None)
@@ -198,8 +252,9 @@ impl Plain {
             .await
             .map_err(|e| link::login_failure(config, e))?;
         tokio::spawn(driver);
-        load_scripts(&conn);
-        Ok(conn)
+        let health = Arc::new(HealthCell::default());
+        greet(&conn, health.clone());
+        Ok(Conn { conn, health })
     }
 
     async fn pubsub(&self, config: &NodeConfig) -> Result<redis::aio::PubSub, NodeError> {
@@ -211,21 +266,79 @@ impl Plain {
     }
 }
 
-/// Queues SCRIPT LOAD of every script on a new connection, ahead of any EVALSHA: so a
-/// NOSCRIPT answer (and the EVAL sent after it, which may land out of the order the lock's
-/// commands were issued in) is left to a node that flushes its scripts while connected. The
-/// answer is awaited in the background, so the connect takes no extra round trip. A user
-/// not allowed SCRIPT LOAD still works, through the fallback.
-fn load_scripts(conn: &MultiplexedConnection) {
+/// Queues the first commands of a new connection, ahead of any request, in one write:
+///
+/// - SCRIPT LOAD of every script, so that a NOSCRIPT answer (and the EVAL sent after it,
+///   which may land out of the order the lock's commands were issued in) is left to a node
+///   that flushes its scripts while connected. A user not allowed SCRIPT LOAD still works,
+///   through the fallback.
+/// - INFO server, INFO persistence and CONFIG GET appendfsync, for the restart guard: the
+///   server's uptime, run id, and whether it persists every write. Each may be refused by
+///   an ACL; without an uptime the server's [`Health`] is unknown.
+///
+/// The answers are awaited in the background, so the connect takes no extra round trip;
+/// the health lands in `health` (requests that need it wait for it there).
+fn greet(conn: &MultiplexedConnection, health: Arc<HealthCell>) {
     let mut conn = conn.clone();
     let mut load = Box::pin(async move {
-        let _: redis::RedisResult<()> = script::load_all().query_async(&mut conn).await;
+        // Whatever becomes of this task, the requests waiting for the health are let go.
+        let unknown = SetOnDrop(health.clone());
+        let mut pipe = script::load_all();
+        pipe.cmd("INFO").arg("server");
+        pipe.cmd("INFO").arg("persistence");
+        pipe.cmd("CONFIG").arg("GET").arg("appendfsync");
+        pipe.ignore_errors();
+        let answers: redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> =
+            pipe.query_async(&mut conn).await;
+        let answers = answers.unwrap_or_default();
+        let text = |i: usize| {
+            answers
+                .get(i)
+                .and_then(|a| a.as_ref().ok())
+                .and_then(text_of)
+        };
+        let appendfsync = answers
+            .get(2)
+            .and_then(|a| a.as_ref().ok())
+            .and_then(config_value);
+        let parsed = text(0)
+            .and_then(|server| Health::parse(&server, text(1).as_deref(), appendfsync.as_deref()));
+        health.set(parsed);
+        drop(unknown);
     });
     // The first poll puts the pipeline on the connection's queue, before the connection is
     // handed to anyone; the task then waits for the answer (a dropped request is not sent).
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     if std::future::Future::poll(load.as_mut(), &mut cx).is_pending() {
         tokio::spawn(load);
+    }
+}
+
+/// Sets the health it holds to unknown when dropped, unless it is set already.
+struct SetOnDrop(Arc<HealthCell>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
+}
+
+/// The text of an INFO answer.
+fn text_of(value: &redis::Value) -> Option<String> {
+    match value {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::VerbatimString { text, .. } => Some(text.clone()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The value of a CONFIG GET of one parameter: `[name, value]`, or a map in RESP3.
+fn config_value(value: &redis::Value) -> Option<String> {
+    match value {
+        redis::Value::Array(items) => items.get(1).and_then(text_of),
+        redis::Value::Map(pairs) => pairs.first().and_then(|(_, v)| text_of(v)),
+        _ => None,
     }
 }
 
@@ -236,17 +349,20 @@ fn to_answer(value: redis::Value) -> Result<Answer, NodeError> {
             count,
             counter: None,
             holder: None,
+            health: None,
         }),
         redis::Value::BulkString(holder) => Ok(Answer {
             count: 0,
             counter: None,
             holder: Some(String::from_utf8_lossy(&holder).into_owned()),
+            health: None,
         }),
         redis::Value::Array(items) => match items.as_slice() {
             [redis::Value::Int(count), redis::Value::Int(counter)] => Ok(Answer {
                 count: *count,
                 counter: Some(*counter),
                 holder: None,
+                health: None,
             }),
             _ => Err(NodeError::Server(format!("unexpected answer {items:?}"))),
         },

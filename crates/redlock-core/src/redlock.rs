@@ -112,11 +112,13 @@ impl Redlock {
             true => (&[&ttl_arg, &locks], Keys::LockThenCounters),
             false => (&[&ttl_arg], Keys::Lock),
         };
+        let guard = Some(self.guard_for(settings, ttl));
         let start = Instant::now();
         let decided = self
-            .round(lock, &script::ACQUIRE, args, keys, per_node)
+            .round(lock, &script::ACQUIRE, args, keys, per_node, guard)
             .decide(false)
             .await;
+        self.report_restarts(&decided);
         let (held, split) = (decided.held(), decided.split());
         let another_won = decided.won_by_another();
         let (mut granted, mut record) = (decided.quorum, decided.record);
@@ -168,7 +170,14 @@ impl Redlock {
     /// Writes fencing token `token` to the lock's counters on every node, decided at quorum.
     async fn fence(&self, lock: &Lock, token: i64, per_node: Duration) -> Decided {
         let token = token.to_string();
-        let round = self.round(lock, &script::FENCE, &[&token], Keys::Counters, per_node);
+        let round = self.round(
+            lock,
+            &script::FENCE,
+            &[&token],
+            Keys::Counters,
+            per_node,
+            None,
+        );
         round.decide(false).await
     }
 
@@ -181,6 +190,8 @@ impl Redlock {
         settings: &Settings,
     ) -> Result<(), Error> {
         let ttl_arg = &ttl.as_millis().to_string();
+        // A client extending locks to `ttl` uses locks that long: the guard's window grows.
+        self.guard_for(settings, ttl);
         let expired: fn(Vec<Attempt>) -> Error = |attempts| Error::LockExpired { attempts };
         let attempt = || async move {
             let remaining = Duration::from_millis(lock.expiration().saturating_sub(now_ms()));
@@ -189,7 +200,14 @@ impl Redlock {
             }
             let per_node = settings.request_timeout.min(ttl).min(remaining);
             let (start, started_at) = (Instant::now(), now_ms());
-            let round = self.round(lock, &script::EXTEND, &[ttl_arg], Keys::Lock, per_node);
+            let round = self.round(
+                lock,
+                &script::EXTEND,
+                &[ttl_arg],
+                Keys::Lock,
+                per_node,
+                None,
+            );
             let decided = round.decide(false).await;
             let elapsed = start.elapsed();
             let lost = quorum::impossible(decided.record.votes_not_held(), self.nodes.len());
@@ -265,6 +283,7 @@ impl Redlock {
             args: announce,
             keys: Keys::Lock,
             counting: Counting::Answered,
+            guard: None,
         };
         self.start(lock, request, per_node)
     }

@@ -22,6 +22,7 @@ use crate::fence;
 use crate::lane::Lanes;
 use crate::node::{Answer, Node};
 use crate::quorum::{self, Tally};
+use crate::restart::{Age, GuardMode, GuardedTally, Health, RestartGuard};
 use crate::script::Script;
 
 /// Told of every node that fails a request (connection refused, timeout, error answer),
@@ -127,6 +128,8 @@ type NodeRequest = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub(crate) struct Round {
     votes: mpsc::UnboundedReceiver<(usize, Vote, Option<Answer>)>,
     tally: Tally,
+    /// With the restart guard on: its window, and the count that decides instead of `tally`.
+    guarded: Option<(Duration, GuardedTally)>,
     record: Attempt,
     requests: FuturesUnordered<NodeRequest>,
 }
@@ -140,6 +143,9 @@ pub(crate) struct Decided {
     /// The most nodes held by any one other lock: a quorum of them means a real holder,
     /// fewer means contenders split the nodes and nobody won.
     pub(crate) strongest_holder: usize,
+    /// The young servers that voted for, with what the guard made of them (a
+    /// [`NodeError::Restarted`]) and what the servers said.
+    pub(crate) restarted: Vec<(usize, NodeError, Arc<Health>)>,
 }
 
 impl Decided {
@@ -211,6 +217,8 @@ pub(crate) struct Request<'a> {
     pub(crate) args: &'a [&'a str],
     pub(crate) keys: Keys,
     pub(crate) counting: Counting,
+    /// The restart guard, for an acquisition ([`crate::restart`]).
+    pub(crate) guard: Option<RestartGuard>,
 }
 
 /// What a round needs of the lock it acts for: its value, its resources, and its lanes.
@@ -244,6 +252,8 @@ impl Round {
     pub(crate) async fn decide(mut self, all: bool) -> Decided {
         let mut highest_counter = None;
         let mut holders: HashMap<String, usize> = HashMap::new();
+        // Votes for from young servers: where they are in the record, and their servers.
+        let mut young_for: Vec<(usize, Duration, Arc<Health>)> = Vec::new();
         loop {
             let driving = !self.requests.is_empty();
             let received = tokio::select! {
@@ -255,6 +265,7 @@ impl Round {
             let Some((node, vote, answer)) = received else {
                 break;
             };
+            let counts = self.record.counting.counts(&vote);
             if let Some(answer) = answer {
                 if vote.is_for() {
                     highest_counter = highest_counter.max(answer.counter);
@@ -262,23 +273,66 @@ impl Round {
                 if let Some(holder) = answer.holder {
                     *holders.entry(holder).or_default() += 1;
                 }
+                if let (Some((window, guarded)), Some(health)) = (&mut self.guarded, answer.health)
+                {
+                    let young = match health.age(*window) {
+                        Age::Young(uptime) => Some(uptime),
+                        Age::Old => None,
+                    };
+                    guarded.count(counts, young.is_some());
+                    if let (true, Some(uptime)) = (counts, young) {
+                        young_for.push((self.record.votes.len(), uptime, health));
+                    }
+                } else if let Some((_, guarded)) = &mut self.guarded {
+                    guarded.count(counts, false);
+                }
+            } else if let Some((_, guarded)) = &mut self.guarded {
+                guarded.count(counts, false);
             }
-            self.tally.count(self.record.counting.counts(&vote));
+            self.tally.count(counts);
             self.record.votes.push((node, vote));
             let heard = self.tally.votes_for + self.tally.votes_against;
-            if (!all && self.tally.decision().is_some()) || heard == self.tally.membership {
+            if (!all && self.decision().is_some()) || heard == self.tally.membership {
                 break;
             }
         }
+        // Young votes for: left out and recorded as such, or counted; reported either way.
+        let mut restarted = Vec::new();
+        if let Some((window, guarded)) = &self.guarded {
+            let counted = guarded.young_count();
+            for (at, uptime, health) in young_for {
+                let window = *window;
+                let error = NodeError::Restarted {
+                    uptime,
+                    window,
+                    counted,
+                };
+                let node = self.record.votes[at].0;
+                if !counted {
+                    self.record.votes[at].1 = Vote::Failed(error.clone());
+                }
+                restarted.push((node, error, health));
+            }
+        }
+        let quorum = self.decision() == Some(true);
         let record = Attempt {
             votes: std::mem::take(&mut self.record.votes),
             ..self.record
         };
         Decided {
-            quorum: self.tally.decision() == Some(true),
+            quorum,
             record,
             highest_counter,
             strongest_holder: holders.values().copied().max().unwrap_or(0),
+            restarted,
+        }
+    }
+
+    /// The round's decision so far, by the guard's count where it acts.
+    fn decision(&self) -> Option<bool> {
+        match &self.guarded {
+            Some((_, guarded)) => guarded.decision(),
+            None => self.tally.decision(),
         }
     }
 
@@ -337,6 +391,7 @@ impl Round {
             args,
             keys,
             counting,
+            guard,
         } = request;
         let (tx, votes) = mpsc::unbounded_channel();
         let requests: FuturesUnordered<NodeRequest> = FuturesUnordered::new();
@@ -403,9 +458,14 @@ impl Round {
                 }
             }));
         }
+        let guarded = guard.filter(|g| g.mode != GuardMode::Off).map(|g| {
+            let strict = g.mode == GuardMode::Strict;
+            (g.window, GuardedTally::new(nodes.len(), strict))
+        });
         Round {
             votes,
             requests,
+            guarded,
             tally: Tally::new(nodes.len()),
             record: Attempt {
                 membership: nodes.len(),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::restart::RestartGuard;
 use crate::retry::RetryStrategy;
 
 /// How an operation behaves; every field can be set per call.
@@ -22,6 +23,9 @@ pub struct Settings {
     pub acquire_timeout: Option<Duration>,
     /// Whether an acquisition also takes a fencing token ([`crate::fence`]).
     pub fencing: bool,
+    /// Whether an acquisition leaves out the votes of servers that restarted lately
+    /// ([`crate::restart`]).
+    pub restart_guard: RestartGuard,
 }
 
 impl Default for Settings {
@@ -38,6 +42,7 @@ impl Default for Settings {
             wake_on_release: true,
             acquire_timeout: None,
             fencing: false,
+            restart_guard: RestartGuard::default(),
         }
     }
 }
