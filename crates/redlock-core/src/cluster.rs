@@ -22,7 +22,9 @@
 //! Release notices are ordinary pub/sub messages, which a cluster forwards to every node, so
 //! [`crate::notice`] listens on one startup node at a time ([`ClusterMember::pubsub`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig, NodeAddress};
 use redis::cluster_async::ClusterConnection;
@@ -33,6 +35,7 @@ use std::time::Duration;
 use crate::config::NodeConfig;
 use crate::fault::NodeError;
 use crate::link::{self, Link};
+use crate::restart::Health;
 use crate::script;
 use crate::{fence, tls};
 
@@ -102,7 +105,15 @@ pub(crate) struct ClusterMember {
     link: Link<ClusterConnection>,
     /// The startup node that pub/sub tries next.
     next_seed: AtomicUsize,
+    /// The youngest master's health, for the restart guard, and when it was asked.
+    health: Arc<Mutex<(Option<Instant>, Option<Arc<Health>>)>>,
+    /// Whether a refresh of `health` is under way.
+    asking: Arc<AtomicBool>,
 }
+
+/// How often a cluster's masters are asked their uptime again: a master restarts without
+/// breaking the cluster connection, so its health is not learnt from a new connection.
+const HEALTH_REFRESH: Duration = Duration::from_secs(1);
 
 impl ClusterMember {
     /// The member for `config`, whose `cluster` lists the startup nodes.
@@ -111,7 +122,29 @@ impl ClusterMember {
             client: build(config),
             link: Link::new(),
             next_seed: AtomicUsize::new(0),
+            health: Arc::default(),
+            asking: Arc::default(),
         }
+    }
+
+    /// The youngest master's health as last asked; asks again in the background when that
+    /// was more than [`HEALTH_REFRESH`] ago.
+    pub(crate) fn health(&self, conn: &ClusterConnection) -> Option<Arc<Health>> {
+        let (asked, health) = self
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let stale = asked.is_none_or(|at| at.elapsed() >= HEALTH_REFRESH);
+        if stale && !self.asking.swap(true, Ordering::SeqCst) {
+            let (conn, slot, asking) = (conn.clone(), self.health.clone(), self.asking.clone());
+            tokio::spawn(async move {
+                let youngest = youngest_master(&conn).await;
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = (Some(Instant::now()), youngest);
+                asking.store(false, Ordering::SeqCst);
+            });
+        }
+        health
     }
 
     /// Runs `script` on the cluster's master for the keys' slot: the cluster client routes
@@ -122,11 +155,12 @@ impl ClusterMember {
         keys: &[String],
         args: &[String],
         refused: &script::PlainRefused,
-    ) -> Result<redis::Value, NodeError> {
+    ) -> Result<(redis::Value, Option<Arc<Health>>), NodeError> {
         let (_, mut conn) = self.link.get(|| self.connect()).await?;
-        script::run(&mut conn, script, keys, args, refused)
+        let answer = script::run(&mut conn, script, keys, args, refused)
             .await
-            .map_err(|e| link::request_failure(e, failure))
+            .map_err(|e| link::request_failure(e, failure))?;
+        Ok((answer, self.health(&conn)))
     }
 
     async fn connect(&self) -> Result<ClusterConnection, NodeError> {
@@ -138,7 +172,8 @@ impl ClusterMember {
             .get_async_connection_with_config(config)
             .await
             .map_err(|e| failure(&e))?;
-        load_scripts(&conn).await;
+        let (_, youngest) = tokio::join!(load_scripts(&conn), youngest_master(&conn));
+        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = (Some(Instant::now()), youngest);
         Ok(conn)
     }
 
@@ -179,6 +214,51 @@ impl ClusterMember {
     pub(crate) fn close(&self) {
         self.link.close();
     }
+}
+
+/// The health of the cluster's youngest master that does not persist every write (or of
+/// any master, when all do), for the restart guard: INFO server, INFO persistence and
+/// CONFIG GET appendfsync on every master. `None` when no master tells its uptime.
+async fn youngest_master(conn: &ClusterConnection) -> Option<Arc<Health>> {
+    let masters = RoutingInfo::MultiNode((
+        MultipleNodeRoutingInfo::AllMasters,
+        Some(ResponsePolicy::Special),
+    ));
+    let ask = |cmd: redis::Cmd| {
+        let (mut conn, masters) = (conn.clone(), masters.clone());
+        async move { conn.route_command(cmd, masters).await.ok() }
+    };
+    let (server, persistence, fsync) = tokio::join!(
+        ask(redis::cmd("INFO").arg("server").to_owned()),
+        ask(redis::cmd("INFO").arg("persistence").to_owned()),
+        ask(redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync")
+            .to_owned()),
+    );
+    let by_master = |value: Option<redis::Value>| -> Vec<(String, redis::Value)> {
+        let Some(redis::Value::Map(pairs)) = value else {
+            return Vec::new();
+        };
+        let address = |a: &redis::Value| crate::node::text_of(a).unwrap_or_default();
+        pairs.into_iter().map(|(a, v)| (address(&a), v)).collect()
+    };
+    let (persistence, fsync) = (by_master(persistence), by_master(fsync));
+    let of = |list: &[(String, redis::Value)], address: &str| {
+        list.iter()
+            .find(|(a, _)| a == address)
+            .map(|(_, v)| v.clone())
+    };
+    by_master(server)
+        .into_iter()
+        .filter_map(|(address, info)| {
+            let persistence = of(&persistence, &address).and_then(|v| crate::node::text_of(&v));
+            let fsync = of(&fsync, &address).and_then(|v| crate::node::config_value(&v));
+            let server = crate::node::text_of(&info)?;
+            Health::parse(&server, persistence.as_deref(), fsync.as_deref())
+        })
+        .min_by_key(|h| (h.durable, h.uptime()))
+        .map(Arc::new)
 }
 
 /// Loads every script into the cache of every node of the cluster, replicas included (a

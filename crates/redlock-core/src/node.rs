@@ -195,7 +195,10 @@ impl Node {
                 Box::pin(cluster.eval(script, keys, args, &self.plain_refused)).await
             }
         };
-        to_answer(answer?)
+        let (answer, health) = answer?;
+        let mut answer = to_answer(answer)?;
+        answer.health = health;
+        Ok(answer)
     }
 
     /// Opens a pub/sub connection of its own to this member (for [`crate::notice`]).
@@ -324,7 +327,7 @@ impl Drop for SetOnDrop {
 }
 
 /// The text of an INFO answer.
-fn text_of(value: &redis::Value) -> Option<String> {
+pub(crate) fn text_of(value: &redis::Value) -> Option<String> {
     match value {
         redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         redis::Value::VerbatimString { text, .. } => Some(text.clone()),
@@ -334,7 +337,7 @@ fn text_of(value: &redis::Value) -> Option<String> {
 }
 
 /// The value of a CONFIG GET of one parameter: `[name, value]`, or a map in RESP3.
-fn config_value(value: &redis::Value) -> Option<String> {
+pub(crate) fn config_value(value: &redis::Value) -> Option<String> {
     match value {
         redis::Value::Array(items) => items.get(1).and_then(text_of),
         redis::Value::Map(pairs) => pairs.first().and_then(|(_, v)| text_of(v)),
