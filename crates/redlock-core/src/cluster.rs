@@ -106,10 +106,13 @@ pub(crate) struct ClusterMember {
     /// The startup node that pub/sub tries next.
     next_seed: AtomicUsize,
     /// The youngest master's health, for the restart guard, and when it was asked.
-    health: Arc<Mutex<(Option<Instant>, Option<Arc<Health>>)>>,
+    health: Arc<Mutex<Asked>>,
     /// Whether a refresh of `health` is under way.
     asking: Arc<AtomicBool>,
 }
+
+/// When the masters were last asked their health, and the youngest one's answer.
+type Asked = (Option<Instant>, Option<Arc<Health>>);
 
 /// How often a cluster's masters are asked their uptime again: a master restarts without
 /// breaking the cluster connection, so its health is not learnt from a new connection.
