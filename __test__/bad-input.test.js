@@ -257,6 +257,9 @@ describe('methods', () => {
     ['retryJitter negative', { retryJitter: -1 }, RangeError, RANGE, 'settings.retryJitter'],
     ['requestTimeout 0', { requestTimeout: 0 }, RangeError, RANGE, 'settings.requestTimeout'],
     ['retryStrategy bogus', { retryStrategy: 'bogus' }, TypeError, VALUE, 'settings.retryStrategy'],
+    ['restartGuard bogus', { restartGuard: 'loose' }, TypeError, VALUE, 'settings.restartGuard'],
+    ['restartGuard a number', { restartGuard: 1 }, TypeError, TYPE, 'settings.restartGuard'],
+    ['restartGuardWindow negative', { restartGuardWindow: -1 }, RangeError, RANGE, 'settings.restartGuardWindow'],
     ['an unknown setting', { retryDeley: 10 }, TypeError, VALUE, 'settings.retryDeley'],
     // The database is the constructor's: every connection is opened on it.
     ['a db of its own', { db: 3 }, TypeError, VALUE, 'settings.db'],

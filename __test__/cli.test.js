@@ -303,6 +303,25 @@ describe('redlock inspect', () => {
     }
   })
 
+  test("lists each server's uptime and marks the ones the restart guard finds young", async () => {
+    const key = uniqueKey('cli-inspect-young')
+    // The test servers have been up for less than an hour, and for at least 0 ms.
+    const young = await redlock(['inspect', '--restart-window', '1h', key])
+    expect(young.code).toBe(0)
+    const lines = young.stdout.split('\n')
+    const servers = lines.slice(lines.indexOf('servers:') + 1).filter((l) => l.trim())
+    expect(servers).toHaveLength(urls.length)
+    for (const line of servers) expect(line).toMatch(/^ {2}127\.0\.0\.1:\d+\/0\s+up \S+ {2}young: up less than 1h/)
+    const json = JSON.parse((await redlock(['inspect', '--json', '--restart-window', '0', key])).stdout)
+    for (const node of json[0].perNode) {
+      expect(node.uptimeS).toBeGreaterThanOrEqual(0)
+      expect(node.young).toBe(false)
+    }
+    const bad = await redlock(['inspect', '--restart-window', 'soon', key])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--restart-window/)
+  })
+
   test('exits 75 when fewer than a quorum of nodes answer', async () => {
     const dead = await Promise.all([freePort(), freePort()])
     const list = [urls[0], ...dead.map((p) => `127.0.0.1:${p}`)].join(',')

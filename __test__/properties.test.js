@@ -105,6 +105,8 @@ const settingFields = {
   maxRetryDelay: fc.oneof(any, fc.integer({ min: 0, max: 10000 })),
   requestTimeout: fc.oneof(any, fc.integer({ min: 1, max: 5000 })),
   automaticExtensionThreshold: fc.oneof(any, fc.integer({ min: 0, max: 5000 })),
+  restartGuard: fc.oneof(any, fc.constantFrom(true, false, 'strict', 'loose')),
+  restartGuardWindow: fc.oneof(any, fc.integer({ min: 0, max: 120000 })),
 }
 
 const isNum = (v) => typeof v === 'number' && !Number.isNaN(v)

@@ -99,7 +99,14 @@ quorum holds one lock. Reads the keys directly; takes no lock.
 Options:
 ${SERVERS_HELP}
   --timeout DURATION    how long to wait for each node (default 1s)
+  --restart-window DURATION
+                        the restart guard's window: a server up for less is shown as
+                        young (default 60s, the guard's default)
   --json                print one JSON object instead of a table
+
+It then lists each plain server's uptime, marking as young one up for less than the
+window: it may have forgotten locks it granted, and while young servers are a minority,
+their votes for an acquisition do not count.
 
 Exit status: 0; 75 when fewer than a quorum of nodes answered; 2 usage error.`,
 
@@ -137,7 +144,7 @@ const OPTIONS = {
     wait: { type: 'string' },
     grace: { type: 'string' },
   },
-  inspect: { ...COMMON, timeout: { type: 'string' }, json: { type: 'boolean' } },
+  inspect: { ...COMMON, timeout: { type: 'string' }, json: { type: 'boolean' }, 'restart-window': { type: 'string' } },
   release: { ...COMMON, resource: { type: 'string', multiple: true }, id: { type: 'string' } },
 }
 
@@ -412,7 +419,27 @@ async function readKey(conn, resource, asking = false) {
   return { state: 'held', value, ttlMs: ttl }
 }
 
-/** What one member says about each key: held (value, ttl), free, or down (error). */
+/**
+ * How long a plain server has been up, and whether it persists every write, as the restart
+ * guard reads them (INFO, CONFIG GET); null when it will not say.
+ */
+async function readHealth(conn) {
+  const [server, persistence, fsync] = await Promise.all([
+    conn.send('INFO', 'server'),
+    conn.send('INFO', 'persistence').catch(() => ''),
+    conn.send('CONFIG', 'GET', 'appendfsync').catch(() => []),
+  ])
+  const field = (text, name) => new RegExp(`^${name}:(.*)$`, 'm').exec(String(text))?.[1]?.trim()
+  const uptime = Number(field(server, 'uptime_in_seconds'))
+  if (!Number.isFinite(uptime)) return null
+  const durable = field(persistence, 'aof_enabled') === '1' && Array.isArray(fsync) && fsync[1] === 'always'
+  return { uptimeS: uptime, durable }
+}
+
+/**
+ * What one member says about each key: held (value, ttl), free, or down (error); and of a
+ * plain server, its health (null for a cluster, or when it would not say).
+ */
 async function readMember(member, resources, timeout, tls) {
   const conns = new Map()
   const conn = (url) => {
@@ -420,10 +447,16 @@ async function readMember(member, resources, timeout, tls) {
     return conns.get(url)
   }
   try {
-    if (!Array.isArray(member)) return await Promise.all(resources.map((r) => readKey(conn(member), r)))
-    return await Promise.all(resources.map((r) => readInCluster(member, r, conn)))
+    if (!Array.isArray(member)) {
+      const [keys, health] = await Promise.all([
+        Promise.all(resources.map((r) => readKey(conn(member), r))),
+        readHealth(conn(member)).catch(() => null),
+      ])
+      return { keys, health }
+    }
+    return { keys: await Promise.all(resources.map((r) => readInCluster(member, r, conn))), health: null }
   } catch (error) {
-    return resources.map(() => ({ state: 'down', error: error.code || error.message }))
+    return { keys: resources.map(() => ({ state: 'down', error: error.code || error.message })), health: null }
   } finally {
     for (const c of conns.values()) c.close()
   }
@@ -500,10 +533,15 @@ async function inspect({ values: options, positionals }) {
   const timeout = parseDuration(options.timeout ?? '1s', '--timeout')
   if (positionals.length === 0) throw new UsageError('no resource named; e.g. redlock inspect nightly-report')
   if (positionals.some((r) => r === '')) throw new UsageError('a resource name cannot be empty')
+  const window = parseDuration(options['restart-window'] ?? '60s', '--restart-window', { zero: true })
   const labels = urls.map(memberLabel)
   const byNode = await Promise.all(urls.map((member) => readMember(member, positionals, timeout, tls)))
+  // The restart guard's view of each server: its uptime, and whether it is young.
+  const health = byNode.map(({ health: h }) =>
+    h ? { uptimeS: h.uptimeS, young: !h.durable && h.uptimeS * 1000 < window } : {},
+  )
   const report = positionals.map((resource, r) => {
-    const nodes = byNode.map((answers, n) => ({ node: labels[n], ...answers[r] }))
+    const nodes = byNode.map((member, n) => ({ node: labels[n], ...member.keys[r], ...health[n] }))
     return { resource, ...verdict(nodes), perNode: nodes }
   })
   if (options.json) {
@@ -522,6 +560,16 @@ async function inspect({ values: options, positionals }) {
               : ''
         process.stdout.write(`  ${e.node.padEnd(width)}  ${e.state.padEnd(4)}  ${detail}`.trimEnd() + '\n')
       }
+    }
+    if (health.some((h) => h.uptimeS !== undefined)) {
+      process.stdout.write('servers:\n')
+      health.forEach((h, n) => {
+        if (h.uptimeS === undefined) return
+        const young = h.young
+          ? `  young: up less than ${formatMs(window)}, its votes for an acquisition do not count while a minority is young (restart guard)`
+          : ''
+        process.stdout.write(`  ${labels[n].padEnd(width)}  up ${formatMs(h.uptimeS * 1000)}${young}\n`)
+      })
     }
   }
   // Fewer than a quorum answered (every resource was read of the same nodes).

@@ -8,7 +8,7 @@ import IORedis from 'ioredis'
 async function waiting(redlock: Redlock): Promise<boolean> {
   const controller = new AbortController()
   try {
-    const lock = await redlock.acquire('r', 1000, { signal: controller.signal, acquireTimeout: 500, wakeOnRelease: true, fencing: true })
+    const lock = await redlock.acquire('r', 1000, { signal: controller.signal, acquireTimeout: 500, wakeOnRelease: true, fencing: true, restartGuard: 'strict', restartGuardWindow: 30_000 })
     const watch: AutoExtension = lock.autoExtend({ duration: 1000, maxHold: 60_000, onLost: (e) => console.log(e.code) })
     watch.signal.addEventListener('abort', () => console.log(watch.signal.error))
     await watch.stop()
