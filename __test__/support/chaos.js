@@ -387,4 +387,4 @@ function formatReport(r) {
   return lines.join('\n')
 }
 
-module.exports = { runChaos, contend, formatReport, planFaults, findViolations, validInterval }
+module.exports = { runChaos, contend, formatReport, planFaults, inject, findViolations, validInterval }
