@@ -116,7 +116,11 @@ impl Redlock {
         let Some(listener) = listener else { return };
         for (node, error, health) in &decided.restarted {
             let node = &self.nodes[*node];
-            if node.first_report_of(&health.run_id) {
+            let counted = matches!(
+                error,
+                crate::fault::NodeError::Restarted { counted: true, .. }
+            );
+            if node.first_report_of(&health.run_id, counted) {
                 listener(node.label(), error);
             }
         }

@@ -55,6 +55,8 @@ pub struct Node {
     plain_refused: script::PlainRefused,
     /// The run id of the last restart reported to the node-error listener.
     restart_told: Mutex<String>,
+    /// The run id of the server this member answered from first.
+    first_run: OnceLock<String>,
 }
 
 /// The two kinds of member.
@@ -138,18 +140,31 @@ impl Node {
             kept: Arc::default(),
             plain_refused: Default::default(),
             restart_told: Mutex::default(),
+            first_run: OnceLock::new(),
         }
     }
 
     /// Whether the restart whose server has `run_id` has yet to be reported; it counts as
     /// reported from now on.
-    pub fn first_report_of(&self, run_id: &str) -> bool {
+    pub fn first_report_of(&self, run_id: &str, counted: bool) -> bool {
+        // Counted, and young since this client first met it: as far as this client can
+        // tell the fleet is new (a test harness, a first deployment), not restarted.
+        if counted && self.first_run.get().map(String::as_str) == Some(run_id) {
+            return false;
+        }
         let mut told = self.restart_told.lock().unwrap_or_else(|p| p.into_inner());
         if *told == run_id {
             return false;
         }
         run_id.clone_into(&mut told);
         true
+    }
+
+    /// Remembers the first server this member answered from.
+    fn met(&self, health: &Option<Arc<Health>>) {
+        if let (None, Some(health)) = (self.first_run.get(), health) {
+            let _ = self.first_run.set(health.run_id.clone());
+        }
     }
 
     /// `host:port/db`, for errors and events.
@@ -188,6 +203,7 @@ impl Node {
                 let answer = script::run(&mut conn.conn, script, keys, args, refused).await;
                 let mut answer = to_answer(answer.map_err(|e| plain.failure(serial, e))?)?;
                 answer.health = conn.health.get().await;
+                self.met(&answer.health);
                 return Ok(answer);
             }
             // Boxed, so that the cluster's future does not enlarge a single node's.
@@ -198,6 +214,7 @@ impl Node {
         let (answer, health) = answer?;
         let mut answer = to_answer(answer)?;
         answer.health = health;
+        self.met(&answer.health);
         Ok(answer)
     }
 
