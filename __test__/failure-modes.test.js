@@ -118,7 +118,10 @@ describe('nodes killed mid-run', () => {
     expect(ms).toBeLessThan(3 * 200 + 2 * 100 + SLACK)
     await Promise.all([fleet[0].start(), fleet[2].start(), fleet[4].start()])
     const lock = await rl.acquire([key], 5000, { retryCount: 5 })
-    await heldEverywhere(key, lock.value)
+    // Held on a quorum at least: a server just back may still be in the client's 100 ms
+    // reconnect pause when the grant is decided, and get no key.
+    const held = (await valuesOnAll(direct, key)).filter((v) => v === lock.value)
+    expect(held.length).toBeGreaterThanOrEqual(3)
     await lock.release()
   })
 
