@@ -4,11 +4,19 @@
 // with their own Redlock contend for 3 resources for 40 s while nodes are killed and
 // restarted, paused, slowed, blackholed and cut off on a seeded schedule. CHAOS_SEED=<n>
 // replays a schedule; `npm run chaos -- --minutes 10` is the long form.
+//
+// Then three shorter runs with no persistence at all and every kill restarted at once: a
+// minority of nodes restarted within the window under the default restart guard, any number
+// (majorities included) under 'strict', and the minority plan without the guard, which must
+// show overlaps. CHAOS_RESTART_SECONDS sets their length.
 
-const { runChaos, formatReport, planFaults, findViolations } = require('./support/chaos')
+const { runChaos, formatReport, planFaults, restartsOf, findViolations, YOUNG_MARGIN, OLD_AFTER } = require('./support/chaos')
 const { seededRandom } = require('./support/faults')
 
 const SECONDS = Number(process.env.CHAOS_SECONDS || 40)
+// The immediate-restart runs: each about this long, so that the file stays within its timeouts.
+const RESTART_SECONDS = Number(process.env.CHAOS_RESTART_SECONDS || 20)
+const randomSeed = () => (process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : Math.floor(Math.random() * 2 ** 31))
 
 describe('the checker', () => {
   const section = (w, r, ...cp) => ({ w, r, v: `${w}-${cp[0][0]}`, cp })
@@ -59,6 +67,65 @@ describe('the checker', () => {
       }
     }
   })
+
+  test('the immediate-restart plans are functions of the seed and keep to their rules', () => {
+    const window = 2000
+    const kinds = { minority: {}, any: {} }
+    for (const restarts of ['minority', 'any']) {
+      for (const seed of [1, 2, 3, 42, 2 ** 31 - 1]) {
+        const plan = planFaults(seededRandom(seed), 60000, { maxTtl: 2000, restarts, window })
+        expect(planFaults(seededRandom(seed), 60000, { maxTtl: 2000, restarts, window })).toEqual(plan)
+        expect(plan.length).toBeGreaterThan(30)
+        const all = [0, 1, 2, 3, 4]
+        // Which nodes a fault takes, and until when (a restarting node for 400 ms more).
+        const taken = (f) => {
+          const made = restartsOf(f)
+          const nodes = f.kind === 'kill+immediate restart' || !made.length ? [f.node] : all
+          return { nodes, from: f.at, until: f.at + f.ms + (made.length ? 400 : 50) }
+        }
+        const young = []
+        for (const f of plan) {
+          kinds[restarts][f.kind] = (kinds[restarts][f.kind] || 0) + 1
+          expect(f.at + f.ms).toBeLessThanOrEqual(59000)
+          expect(f.kind).not.toMatch(/delayed|^kill\+restart$/)
+          if (f.kind === 'partition+immediate restart') {
+            expect(new Set([f.node, ...f.cut]).size).toBe(3)
+            expect(f.ms).toBe(f.before + f.down + f.after)
+          }
+          if (f.kind === 'majority kill+immediate restart') expect(new Set(f.nodes).size).toBe(3)
+          for (const r of restartsOf(f)) {
+            // Down for 0.1-1.5 s, and never while the fleet (started before the run) is young.
+            expect(r.restartAt - r.killAt).toBeGreaterThanOrEqual(100)
+            expect(r.restartAt - r.killAt).toBeLessThanOrEqual(1500)
+            expect(r.killAt).toBeGreaterThanOrEqual(window + OLD_AFTER)
+            young.push({ node: r.node, from: r.killAt, until: r.restartAt + window + YOUNG_MARGIN })
+          }
+        }
+        for (const f of plan) {
+          const mine = taken(f)
+          const during = plan.filter((g) => g !== f && taken(g).from <= f.at && f.at < taken(g).until)
+          // A compound fault runs alone; other faults leave at most 2 nodes faulty at once
+          // ('any': sometimes 3).
+          if (mine.nodes.length === 5) expect(during).toEqual([])
+          const faulty = new Set([...mine.nodes, ...during.flatMap((g) => taken(g).nodes)])
+          expect(faulty.size).toBeLessThanOrEqual(mine.nodes.length === 5 ? 5 : restarts === 'minority' ? 2 : 3)
+        }
+        if (restarts === 'minority') {
+          expect(plan.some((f) => f.kind === 'majority kill+immediate restart')).toBe(false)
+          // At most 2 distinct nodes young at once: from the kill to window + margin after the restart.
+          for (const y of young) {
+            const now = young.filter((z) => z.from <= y.from && y.from < z.until)
+            expect(new Set(now.map((z) => z.node)).size).toBeLessThanOrEqual(2)
+          }
+        }
+        expect(plan.filter((f) => f.kind === 'partition+immediate restart').length).toBeGreaterThanOrEqual(restarts === 'minority' ? 8 : 3)
+      }
+    }
+    // 'any' restarts majorities as well, and nodes whatever the others' age.
+    expect(kinds.any['majority kill+immediate restart']).toBeGreaterThan(0)
+    expect(kinds.minority['kill+immediate restart']).toBeGreaterThan(10)
+    expect(kinds.any['kill+immediate restart']).toBeGreaterThan(20)
+  })
 })
 
 test(
@@ -84,3 +151,48 @@ test(
   },
   120000,
 )
+
+describe('nodes without persistence, restarted at once', () => {
+  // Fixed, so that the guard-off runs replay the same plan; any seed shows overlaps there.
+  const UNGUARDED_SEED = 15
+
+  test(
+    `a minority restarted within the window: the default restart guard keeps exclusion (${RESTART_SECONDS} s)`,
+    async () => {
+      const seed = randomSeed()
+      const report = await runChaos({ seconds: RESTART_SECONDS, seed, restarts: 'minority' })
+      console.log(`chaos, minority restarts, guard on (replay with CHAOS_SEED=${seed}):\n${formatReport(report)}`)
+      expect(report.violations).toEqual([])
+      expect(report.problems).toEqual([])
+      expect(report.faults['partition+immediate restart']).toBeGreaterThan(0)
+      expect(report.nodeEvents.ERR_REDLOCK_NODE_RESTARTED).toBeGreaterThan(0)
+      expect(report.granted).toBeGreaterThan(RESTART_SECONDS * 3)
+    },
+    (RESTART_SECONDS + 90) * 1000,
+  )
+
+  test(
+    `any number restarted at once, majorities included: 'strict' keeps exclusion (${RESTART_SECONDS} s)`,
+    async () => {
+      const seed = randomSeed()
+      const report = await runChaos({ seconds: RESTART_SECONDS, seed, restarts: 'any', guard: 'strict' })
+      console.log(`chaos, any restarts, guard strict (replay with CHAOS_SEED=${seed}):\n${formatReport(report)}`)
+      expect(report.violations).toEqual([])
+      expect(report.problems).toEqual([])
+      expect(report.nodeEvents.ERR_REDLOCK_NODE_RESTARTED).toBeGreaterThan(0)
+      expect(report.granted).toBeGreaterThan(RESTART_SECONDS)
+    },
+    (RESTART_SECONDS + 90) * 1000,
+  )
+
+  test(
+    `the check is not vacuous: the same minority plan with restartGuard false shows overlaps (seed ${UNGUARDED_SEED})`,
+    async () => {
+      const report = await runChaos({ seconds: RESTART_SECONDS, seed: UNGUARDED_SEED, restarts: 'minority', guard: false })
+      console.log(`chaos, minority restarts, guard off:\n${formatReport(report)}`)
+      expect(report.violations.length).toBeGreaterThan(0)
+      expect(report.nodeEvents.ERR_REDLOCK_NODE_RESTARTED || 0).toBe(0)
+    },
+    (RESTART_SECONDS + 90) * 1000,
+  )
+})

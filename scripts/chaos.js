@@ -2,28 +2,58 @@
 'use strict'
 // The long form of the mutual-exclusion check under faults (the Jest suite runs a short one):
 //
-//   npm run chaos -- --minutes 10 [--seed N] [--workers 4] [--loops 2] [--resources 3] [--json]
+//   npm run chaos -- --minutes 10 [--seed N] [--workers 4] [--loops 2] [--resources 3]
+//                    [--restarts minority|any] [--guard on|off|strict] [--json]
 //
 // Starts its own 6 throwaway redis-servers on loopback, prints the report, and exits 1 on
 // any violation, hang, unhandled rejection or unexpected error. `--seed` replays a run's
-// fault plan.
+// fault plan. `--restarts` runs every node without persistence, restarting at once (a
+// minority of nodes young at a time, or any number); `--guard` is the workers'
+// `restartGuard` (on, the library's default; off; strict).
 
+const { parseArgs } = require('node:util')
 const { runChaos, formatReport } = require('../__test__/support/chaos')
 
-function options(argv) {
-  const o = { minutes: 1 }
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i].replace(/^--/, '')
-    if (name === 'json') {
-      o.json = true
-      continue
-    }
-    const value = Number(argv[++i])
-    if (!['minutes', 'seed', 'workers', 'loops', 'resources'].includes(name) || !(value >= 0)) {
-      console.error(`usage: npm run chaos -- --minutes M [--seed N] [--workers W] [--loops L] [--resources R] [--json]`)
-      process.exit(2)
-    }
+const USAGE =
+  'usage: npm run chaos -- --minutes M [--seed N] [--workers W] [--loops L] [--resources R] ' +
+  '[--restarts minority|any] [--guard on|off|strict] [--json]'
+const NUMBERS = ['minutes', 'seed', 'workers', 'loops', 'resources']
+const GUARDS = { on: true, off: false, strict: 'strict' }
+
+function usage(why) {
+  console.error(`${why}\n${USAGE}`)
+  process.exit(2)
+}
+
+function options(args) {
+  let values
+  try {
+    ;({ values } = parseArgs({
+      args,
+      options: {
+        ...Object.fromEntries(NUMBERS.map((name) => [name, { type: 'string' }])),
+        restarts: { type: 'string' },
+        guard: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    }))
+  } catch (error) {
+    usage(error.message)
+  }
+  const o = { minutes: 1, json: !!values.json }
+  for (const name of NUMBERS) {
+    if (values[name] === undefined) continue
+    const value = Number(values[name])
+    if (values[name].trim() === '' || !(value >= 0)) usage(`--${name} must be a number of 0 or more, not ${values[name]}`)
     o[name] = value
+  }
+  if (values.restarts !== undefined) {
+    if (!['minority', 'any'].includes(values.restarts)) usage(`--restarts must be minority or any, not ${values.restarts}`)
+    o.restarts = values.restarts
+  }
+  if (values.guard !== undefined) {
+    if (!Object.hasOwn(GUARDS, values.guard)) usage(`--guard must be on, off or strict, not ${values.guard}`)
+    o.guard = GUARDS[values.guard]
   }
   return o
 }
@@ -37,6 +67,8 @@ async function main() {
     ...(o.workers && { workers: o.workers }),
     ...(o.loops && { loops: o.loops }),
     ...(o.resources && { resources: o.resources }),
+    ...(o.restarts && { restarts: o.restarts }),
+    ...(o.guard !== undefined && { guard: o.guard }),
     log: (line) => console.log(line),
   })
   console.log(`\n${formatReport(report)}\nwall time ${Math.round((Date.now() - started) / 1000)} s`)

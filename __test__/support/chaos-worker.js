@@ -109,14 +109,16 @@ async function run(config) {
       // The section: hold a while, maybe extend and hold again; never past expiration - margin.
       await checkpoint()
       const holdUntil = (until) => sleep(Math.min(until, lock.expiration - config.marginMs) - Date.now())
-      await holdUntil(Date.now() + rand.int(0, config.holdMs))
+      // Some sections may hold longer (drawn only when asked for, so that other runs replay).
+      const holdMs = config.longHoldChance > 0 && rand.chance(config.longHoldChance) ? config.longHoldMs : config.holdMs
+      await holdUntil(Date.now() + rand.int(0, holdMs))
       if (rand.chance(config.extendChance)) {
         await checkpoint()
         try {
           await timed('extend', () => lock.extend(ttl))
           stats.extended += 1
           await checkpoint()
-          await holdUntil(Date.now() + rand.int(0, config.holdMs))
+          await holdUntil(Date.now() + rand.int(0, holdMs))
         } catch (error) {
           stats.extendFailed += 1
           failed('extend', error)
