@@ -26,7 +26,7 @@ use napi::{Env, Result};
 use napi_derive::napi;
 
 use args::Checked;
-use outcome::{failure, stats, Failure, Outcome};
+use outcome::{failure, stats, Failure, Inspection, Outcome};
 use settings::Settings;
 
 /// Runs the checks of a call: a refusal is thrown as a [`Failure`].
@@ -191,6 +191,32 @@ impl Redlock {
                     error: None,
                 },
                 Err(e) => failure(&e, &labels, keys),
+            }
+        })
+    }
+
+    /// What every member holds for `resources` (a name or a list of names): values, TTLs and
+    /// fencing counters, and the verdict. Read-only; each member bounded by `requestTimeout`.
+    #[napi(ts_return_type = "Promise<Inspection>")]
+    pub fn inspect<'env>(
+        &self,
+        env: &'env Env,
+        resources: Unknown,
+        settings: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, Inspection>> {
+        let (resources, timeout) = checked(env, || {
+            let resources = args::resources(&resources, "resources")?;
+            let settings = self.settings.merge(settings, "settings")?.to_core();
+            Ok((resources, settings.request_timeout))
+        })?;
+        let (engine, labels) = (self.engine.clone(), self.labels.clone());
+        runtime::spawn(env, async move {
+            match engine.inspect(&resources, timeout).await {
+                Ok(views) => Inspection::of(resources, &views, &labels),
+                Err(e) => Inspection {
+                    resources: Vec::new(),
+                    error: Some(Failure::of(&e, &labels)),
+                },
             }
         })
     }
