@@ -271,28 +271,6 @@ export interface Settings {
   db?: number
 }
 
-/**
- * The verdict over `membership` members, of which `answered` answered, and `holders[i]`
- * hold the keys with the i-th value seen.
- */
-export declare function verdict(membership: number, answered: number, holders: Array<number>): Verdict
-
-/**
- * What a reader of every member's keys can tell of one resource (the engine's quorum rule,
- * for the `redlock inspect` command).
- */
-export interface Verdict {
-  /**
-   * `held` (one value on a quorum), `free`, `split` (held, but by no value on a quorum),
-   * or `unknown` (fewer than a quorum answered).
-   */
-  state: string
-  /** With `held`: the index in `holders` of the value that holds the quorum. */
-  holder?: number
-  /** How many members must agree. */
-  quorum: number
-}
-
 /** One node's vote against. */
 export interface VoteAgainst {
   /** `host:port/db`. */
