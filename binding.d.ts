@@ -74,6 +74,11 @@ export declare class Redlock {
   /** Releases `lock` on every node that still holds it. */
   release(lock: Lock, settings?: unknown | undefined | null): Promise<Outcome>
   /**
+   * What every member holds for `resources` (a name or a list of names): values, TTLs and
+   * fencing counters, and the verdict. Read-only; each member bounded by `requestTimeout`.
+   */
+  inspect(resources: unknown, settings?: unknown | undefined | null): Promise<Inspection>
+  /**
    * The lock on `resources` whose id (value) is `id`, for the original design's
    * `releaseLock(resource, id)` and `renewLock(resource, id, ttl)`. Its expiration is
    * not known here, so an extension is checked against the nodes only.
@@ -124,6 +129,14 @@ export interface AttemptStats {
   votesAgainst: Array<VoteAgainst>
 }
 
+/** What `inspect` found: per resource, the verdict and every member's answer. */
+export interface Inspection {
+  /** One report per resource, in the order asked; empty when the operation failed. */
+  resources: Array<ResourceReport>
+  /** Why the operation failed (the client was closed), if it did. */
+  error?: Failure
+}
+
 /**
  * A wrong type found by the front door (a `signal`, a `lock`, a `routine`), as the same
  * [`Failure`] the binding's own checks make: one format for every refused argument.
@@ -140,6 +153,25 @@ export interface NodeErrorEvent {
   message: string
 }
 
+/** One member's answer for one resource. */
+export interface NodeReport {
+  /** `host:port/db`. */
+  node: string
+  /** Whether the member answered. */
+  reachable: boolean
+  /** Why it did not: a stable code and the reason in words. */
+  code?: string
+  message?: string
+  /** The value held, when the key holds a string. */
+  value?: string
+  /** Whether the key holds another type than a string (no lock, but it keeps locks off). */
+  otherType: boolean
+  /** The key's remaining time to live in ms, when it exists and expires. */
+  ttlMs?: number
+  /** The resource's fencing counter on this member, when it has one. */
+  fencingCounter?: bigint
+}
+
 /** The answer of `acquire`, `extend` or `release`. */
 export interface Outcome {
   /** The lock, when one was acquired or extended. */
@@ -150,6 +182,21 @@ export interface Outcome {
   attempts: Array<AttemptStats>
   /** Why the operation failed, if it did. */
   error?: Failure
+}
+
+/** One resource over every member. */
+export interface ResourceReport {
+  resource: string
+  /**
+   * `held` (one value on a quorum), `free` (a quorum answered, none holds it), `split`
+   * (held, but by no value on a quorum) or `unknown` (fewer than a quorum answered).
+   */
+  verdict: string
+  /** The value that holds it on a quorum, with `held`. */
+  value?: string
+  /** How many members must agree. */
+  quorum: number
+  nodes: Array<NodeReport>
 }
 
 /**
@@ -222,28 +269,6 @@ export interface Settings {
    * Given to the constructor only.
    */
   db?: number
-}
-
-/**
- * The verdict over `membership` members, of which `answered` answered, and `holders[i]`
- * hold the keys with the i-th value seen.
- */
-export declare function verdict(membership: number, answered: number, holders: Array<number>): Verdict
-
-/**
- * What a reader of every member's keys can tell of one resource (the engine's quorum rule,
- * for the `redlock inspect` command).
- */
-export interface Verdict {
-  /**
-   * `held` (one value on a quorum), `free`, `split` (held, but by no value on a quorum),
-   * or `unknown` (fewer than a quorum answered).
-   */
-  state: string
-  /** With `held`: the index in `holders` of the value that holds the quorum. */
-  holder?: number
-  /** How many members must agree. */
-  quorum: number
 }
 
 /** One node's vote against. */

@@ -841,4 +841,3 @@ module.exports.Lock = nativeBinding.Lock
 module.exports.Redlock = nativeBinding.Redlock
 module.exports.Watchdog = nativeBinding.Watchdog
 module.exports.invalidType = nativeBinding.invalidType
-module.exports.verdict = nativeBinding.verdict

@@ -74,6 +74,19 @@ declare class Redlock extends EventEmitter {
    * Stops every operation under way (they reject with `RedlockClosedError`), lets requests
    * already sent finish, then closes every connection, the clients passed in included.
    */
+  /**
+   * What every node holds for a resource: per node its value, TTL and fencing counter, and
+   * the verdict a client would reach. Read-only; one round trip per node, each bounded by
+   * `requestTimeout`. A name gives one report; a list, or a `Lock` (its resources, with
+   * `ours`), a report per name.
+   */
+  inspect(resource: string, settings?: Redlock.Settings): Promise<Redlock.Inspection>
+  inspect(target: ReadonlyArray<string> | Redlock.Lock, settings?: Redlock.Settings): Promise<Redlock.Inspection[]>
+  /**
+   * Whether the resource (or any resource of a list) is held by one value on a quorum.
+   * Rejects with an `ExecutionError` (`ERR_REDLOCK_QUORUM`) when fewer than a quorum answered.
+   */
+  isLocked(resources: Redlock.Resources, settings?: Redlock.Settings): Promise<boolean>
   quit(callback?: Redlock.Callback<void>): Promise<void>
   /** Keeps `lock` extended from the engine; see `Lock#autoExtend`. */
   autoExtend(lock: Redlock.Lock, options: Redlock.AutoExtendOptions): Redlock.AutoExtension
@@ -256,6 +269,49 @@ declare namespace Redlock {
   export type NodeError = Error & { code: string; node: string }
 
   /** What a release resolves with. */
+  /** One resource as `inspect` found it. */
+  export interface Inspection {
+    readonly resource: string
+    /**
+     * `held`: one value holds it on a quorum (`value`); `free`: a quorum answered and none
+     * holds it; `split`: held, but by no value on a quorum; `unknown`: fewer than a quorum
+     * answered.
+     */
+    readonly verdict: 'held' | 'free' | 'split' | 'unknown'
+    /** The value that holds it on a quorum (a lock's `value`), or null. */
+    readonly value: string | null
+    /** How many nodes must agree. */
+    readonly quorum: number
+    /** With a `Lock`: whether that lock holds it on a quorum. */
+    readonly ours?: boolean
+    readonly nodes: ReadonlyArray<InspectedNode>
+  }
+
+  /** One node's answer for one resource: reachable with what it holds, or why not. */
+  export type InspectedNode =
+    | {
+        /** `host:port/db`, or `cluster[…]`. */
+        readonly node: string
+        readonly reachable: true
+        /** The lock key's value, or null when there is none (or it is another type). */
+        readonly value: string | null
+        /** The key holds another type than a string: no lock, but it keeps locks off. */
+        readonly otherType: boolean
+        /** Remaining time to live in ms; null when absent or without expiry. */
+        readonly ttlMs: number | null
+        /** The resource's fencing counter on this node, when it has one. */
+        readonly fencingCounter: bigint | null
+        /** With a `Lock`: whether this node holds that lock's value. */
+        readonly ours?: boolean
+      }
+    | {
+        readonly node: string
+        readonly reachable: false
+        /** e.g. `ERR_REDLOCK_NODE_TIMEOUT`, `ERR_REDLOCK_NODE_CONNECTION`. */
+        readonly code: string
+        readonly message: string
+      }
+
   export interface ReleaseResult {
     /** How many of the nodes that answered still held the lock and deleted it. */
     readonly nodesHeld: number

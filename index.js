@@ -329,6 +329,42 @@ class Redlock extends EventEmitter {
   }
 
   /**
+   * What every node holds for `target`: a resource name, a list of names, or a `Lock`. Per
+   * resource: the verdict a client would reach (`held` by one value on a quorum, `free`,
+   * `split`, or `unknown` when fewer than a quorum answered), the holder's value, and per
+   * node whether it answered, the value, its TTL and the fencing counter; with a `Lock`,
+   * whether it is ours. Read-only, one round trip per node, each bounded by
+   * `requestTimeout`. Resolves one report for a name, a list of reports otherwise.
+   */
+  inspect(target, settings) {
+    const lock = target instanceof Lock ? target : null
+    const resources = lock ? lock.resources : target
+    return new Promise((resolve) => resolve(this.#call((binding) => binding.inspect(resources, settings)))).then(
+      (inspection) => {
+        if (inspection.error) throw errorOf(inspection.error)
+        const reports = inspection.resources.map((r) => resourceReport(r, lock))
+        return typeof resources === 'string' ? reports[0] : reports
+      },
+    )
+  }
+
+  /**
+   * Whether `resources` (a name, or any name of a list) is held on a quorum. Rejects with
+   * `ERR_REDLOCK_QUORUM` when fewer than a quorum of nodes answered: then nobody can tell.
+   */
+  async isLocked(resources, settings) {
+    const reports = [].concat(await this.inspect(resources, settings))
+    if (reports.some((r) => r.verdict === 'held')) return true
+    const unknown = reports.find((r) => r.verdict === 'unknown')
+    if (unknown) {
+      const down = unknown.nodes.filter((n) => !n.reachable).map((n) => `${n.node} (${n.code})`)
+      const message = `cannot tell whether "${unknown.resource}" is locked: fewer than a quorum of ${unknown.quorum} nodes answered; unreachable: ${down.join(', ')}`
+      throw new ExecutionError(message, [], 'ERR_REDLOCK_QUORUM')
+    }
+    return false
+  }
+
+  /**
    * Runs `routine(signal, { lock, extensions })` while holding a lock on `resources`. The engine extends the lock
    * `automaticExtensionThreshold` ms before each expiration, whatever the event loop is
    * doing; `signal` aborts (with `signal.error`) if the lock is lost. When the routine
@@ -553,6 +589,27 @@ function delay(ms) {
 
 function copy(resources) {
   return Array.isArray(resources) ? [...resources] : resources
+}
+
+/** One resource of an inspection, as the user sees it; `lock` adds `ours`. */
+function resourceReport(r, lock) {
+  const report = { resource: r.resource, verdict: r.verdict, value: r.value ?? null, quorum: r.quorum }
+  if (lock) report.ours = r.verdict === 'held' && r.value === lock.value
+  report.nodes = r.nodes.map((n) => {
+    const node = n.reachable
+      ? {
+          node: n.node,
+          reachable: true,
+          value: n.value ?? null,
+          otherType: n.otherType,
+          ttlMs: n.ttlMs ?? null,
+          fencingCounter: n.fencingCounter ?? null,
+        }
+      : { node: n.node, reachable: false, code: n.code, message: n.message }
+    if (lock && n.reachable) node.ours = n.value === lock.value
+    return node
+  })
+  return report
 }
 
 function released(outcome) {

@@ -173,6 +173,21 @@ describe('extend', () => {
     await lock.release()
   })
 
+  test("a lock's attempts are read once and stay the same object until an extension replaces them", async () => {
+    const key = uniqueKey('v5-attempts')
+    const lock = await redlock.acquire([key], 5000)
+    const acquired = lock.attempts
+    expect(lock.attempts).toBe(acquired)
+    expect(acquired[0].votesFor.size).toBeGreaterThanOrEqual(3)
+    await lock.extend(5000)
+    expect(lock.attempts).not.toBe(acquired)
+    expect(lock.attempts[0].votesFor.size).toBeGreaterThanOrEqual(3)
+    const released = await lock.release()
+    expect(Object.keys(released).sort()).toEqual(['attempts', 'nodesHeld'])
+    expect(released.attempts).toBe(released.attempts)
+    expect(JSON.parse(JSON.stringify(released)).attempts).toHaveLength(1)
+  })
+
   test('redlock.extend(lock, d) updates in place too', async () => {
     const key = uniqueKey('v5-extend-redlock')
     const lock = await redlock.acquire([key], 2000)

@@ -471,6 +471,19 @@ describe('methods', () => {
     })
   })
 
+  test.each([
+    ['inspect()', () => redlock.inspect(), TypeError, TYPE, 'resources'],
+    ["inspect('')", () => redlock.inspect(''), TypeError, VALUE, 'resources'],
+    ['inspect([])', () => redlock.inspect([]), TypeError, VALUE, 'resources'],
+    ["inspect(['a', 42])", () => redlock.inspect(['a', 42]), TypeError, TYPE, 'resources[1]'],
+    ["inspect('a', { requestTimeout: 0 })", () => redlock.inspect('a', { requestTimeout: 0 }), RangeError, RANGE, 'settings.requestTimeout'],
+    ["inspect('a', { colour: 1 })", () => redlock.inspect('a', { colour: 1 }), TypeError, VALUE, 'settings.colour'],
+    ['isLocked(null)', () => redlock.isLocked(null), TypeError, TYPE, 'resources'],
+    ["isLocked('a', 5)", () => redlock.isLocked('a', 5), TypeError, TYPE, 'settings'],
+  ])('%s rejects naming the argument', async (_, call, Type, code, arg) => {
+    checkArgumentError(await rejection(call), Type, code, arg)
+  })
+
   test('Jest matchers see the realm classes: rejects.toThrow(TypeError/RangeError)', async () => {
     const key = uniqueKey('bad-matchers')
     await expect(redlock.acquire([key], 0)).rejects.toThrow(RangeError)

@@ -284,7 +284,7 @@ describe('redlock inspect', () => {
     const result = await redlock(['inspect', '--servers', [...urls, dead].join(','), key])
     expect(result.code).toBe(0)
     expect(result.stdout).toContain(`${key}: partly held (1 of 6 nodes hold it, quorum 4)`)
-    expect(result.stdout).toMatch(/127\.0\.0\.1:\d+\/0\s+down\s+ECONNREFUSED/)
+    expect(result.stdout).toMatch(/127\.0\.0\.1:\d+\/0\s+down\s+ERR_REDLOCK_NODE_CONNECTION: connection failed: Connection refused/)
     await command(urls[0], 'DEL', key)
   })
 
@@ -320,6 +320,38 @@ describe('redlock inspect', () => {
     const bad = await redlock(['inspect', '--restart-window', 'soon', key])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/--restart-window/)
+  })
+
+  test('--watch reads again every --interval until interrupted: a lock taken meanwhile shows up', async () => {
+    const key = uniqueKey('cli-inspect-watch')
+    const client = new Redlock(urls)
+    let lock
+    try {
+      let steps
+      const result = await redlock(['inspect', '--watch', '--interval', '200ms', '--json', key], {
+        onSpawn: (child, output) => {
+          const readings = () => output.stdout.split('\n').filter((l) => l.startsWith('[')).length
+          steps = (async () => {
+            await until(() => readings() >= 2, { timeout: 10000 })
+            lock = await client.acquire([key], 10000)
+            await until(() => output.stdout.includes(lock.value), { timeout: 10000 })
+          })().finally(() => child.kill('SIGINT'))
+        },
+      })
+      await steps
+      expect(result.code).toBe(0)
+      expect(result.stderr).toBe('')
+      const readings = result.stdout.split('\n').filter((l) => l.startsWith('['))
+      const statuses = readings.map((l) => JSON.parse(l)[0].status)
+      expect(statuses[0]).toBe('free')
+      expect(statuses[statuses.length - 1]).toBe('locked')
+      // Each JSON reading follows a line with its time (stdout is not a terminal here).
+      expect(result.stdout).toMatch(/^--- \d{4}-\d\d-\d\dT/m)
+      expect(result.stdout).not.toContain('\x1b[')
+    } finally {
+      if (lock) await lock.release()
+      await client.quit()
+    }
   })
 
   test('exits 75 when fewer than a quorum of nodes answer', async () => {
@@ -475,7 +507,7 @@ describe('TLS servers (rediss://, --tls-ca, --tls-cert, --tls-key)', () => {
     expect(refused.stderr).toContain('not signed by a trusted CA')
     const down = await redlock(['inspect', key], { env: untrusted })
     expect(down.code).toBe(75)
-    expect(down.stdout).toMatch(/127\.0\.0\.1:\d+\/0\s+down\s+SELF_SIGNED_CERT_IN_CHAIN/)
+    expect(down.stdout).toMatch(/127\.0\.0\.1:\d+\/0\s+down\s+ERR_REDLOCK_NODE_CONNECTION: .*not signed by a trusted CA/)
   })
 
   withTls('a server that asks for a client certificate gets one from --tls-cert and --tls-key', async () => {

@@ -97,6 +97,27 @@ describe('a Redis Cluster beside plain masters', () => {
     }
   })
 
+  test('inspect reads a cluster member on the master of each resource\'s slot, one vote like the others', async () => {
+    const redlock = new Redlock(members(), { fencing: true })
+    try {
+      const [held, free] = [name('inspect-held'), 'inspect-free-{elsewhere}']
+      const lock = await redlock.acquire([held], 10000)
+      await settled(redlock)
+      const reports = await redlock.inspect([held, free])
+      expect(reports[0]).toMatchObject({ resource: held, verdict: 'held', value: lock.value, quorum: 2 })
+      const member = reports[0].nodes[2]
+      expect(member.node).toMatch(/^cluster\[/)
+      expect(member).toMatchObject({ reachable: true, value: lock.value, fencingCounter: lock.fencingToken })
+      expect(member.ttlMs).toBeGreaterThan(8000)
+      expect(reports[1].verdict).toBe('free')
+      expect(reports[1].nodes[2]).toMatchObject({ reachable: true, value: null })
+      await lock.release()
+      expect(await redlock.isLocked(held)).toBe(false)
+    } finally {
+      await redlock.quit()
+    }
+  })
+
   test.each([
     ['a list of URLs', (seeds) => [seeds]],
     ['options with cluster: true and one host', (seeds) => [{ cluster: true, host: '127.0.0.1', port: Number(new URL(seeds[1]).port) }]],

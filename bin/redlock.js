@@ -11,7 +11,6 @@ const os = require('node:os')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
 const Redlock = require('../index.js')
-const native = require('../lib/native.js')
 const { ExecutionError } = Redlock
 const { Conn, parseRedisUrl } = require('../lib/resp.js')
 
@@ -94,7 +93,7 @@ Whenever redlock itself decides the status, it says why on stderr.`,
 
 Shows, for each resource NAME and each node, whether the key is held, the first
 characters of its value (the lock id) and its remaining time to live, then whether a
-quorum holds one lock. Reads the keys directly; takes no lock.
+quorum holds one lock. Reads the keys (redlock.inspect()); takes no lock.
 
 Options:
 ${SERVERS_HELP}
@@ -103,12 +102,17 @@ ${SERVERS_HELP}
                         the restart guard's window: a server up for less is shown as
                         young (default 60s, the guard's default)
   --json                print one JSON object instead of a table
+  --watch               read again every --interval until Ctrl-C: on a terminal the
+                        table is redrawn in place, otherwise each reading follows a
+                        line with its time (with --json, one JSON line per reading)
+  --interval DURATION   how often --watch reads (default 1s, at least 100ms)
 
 It then lists each plain server's uptime, marking as young one up for less than the
 window: it may have forgotten locks it granted, and while young servers are a minority,
 their votes for an acquisition do not count.
 
-Exit status: 0; 75 when fewer than a quorum of nodes answered; 2 usage error.`,
+Exit status: 0; 75 when fewer than a quorum of nodes answered (not with --watch);
+2 usage error.`,
 
   release: `Usage: redlock release [options] --resource NAME --id ID
 
@@ -144,7 +148,14 @@ const OPTIONS = {
     wait: { type: 'string' },
     grace: { type: 'string' },
   },
-  inspect: { ...COMMON, timeout: { type: 'string' }, json: { type: 'boolean' }, 'restart-window': { type: 'string' } },
+  inspect: {
+    ...COMMON,
+    timeout: { type: 'string' },
+    json: { type: 'boolean' },
+    'restart-window': { type: 'string' },
+    watch: { type: 'boolean' },
+    interval: { type: 'string' },
+  },
   release: { ...COMMON, resource: { type: 'string', multiple: true }, id: { type: 'string' } },
 }
 
@@ -407,18 +418,6 @@ async function exec({ values: options, command }) {
   }
 }
 
-/** What one key holds on the server behind `conn`: held (value, ttl) or free. */
-async function readKey(conn, resource, asking = false) {
-  const [, value, ttl] = await Promise.all([
-    asking ? conn.send('ASKING') : null,
-    conn.send('GET', resource).catch((error) => (/WRONGTYPE/.test(error.message) ? { other: true } : Promise.reject(error))),
-    conn.send('PTTL', resource),
-  ])
-  if (value === null) return { state: 'free' }
-  if (typeof value === 'object') return { state: 'held', value: null, ttlMs: ttl }
-  return { state: 'held', value, ttlMs: ttl }
-}
-
 /**
  * How long a plain server has been up, and whether it persists every write, as the restart
  * guard reads them (INFO, CONFIG GET); null when it will not say.
@@ -436,96 +435,76 @@ async function readHealth(conn) {
   return { uptimeS: uptime, durable }
 }
 
-/**
- * What one member says about each key: held (value, ttl), free, or down (error); and of a
- * plain server, its health (null for a cluster, or when it would not say).
- */
-async function readMember(member, resources, timeout, tls) {
-  const conns = new Map()
-  const conn = (url) => {
-    if (!conns.has(url)) conns.set(url, new Conn(url, { timeout, tls }))
-    return conns.get(url)
-  }
-  try {
-    if (!Array.isArray(member)) {
-      const [keys, health] = await Promise.all([
-        Promise.all(resources.map((r) => readKey(conn(member), r))),
-        readHealth(conn(member)).catch(() => null),
-      ])
-      return { keys, health }
-    }
-    return { keys: await Promise.all(resources.map((r) => readInCluster(member, r, conn))), health: null }
-  } catch (error) {
-    return { keys: resources.map(() => ({ state: 'down', error: error.code || error.message })), health: null }
-  } finally {
-    for (const c of conns.values()) c.close()
-  }
-}
-
-/**
- * A key in a cluster: asked of the first startup node that answers, then of the master that
- * serves its slot (MOVED; ASK while the slot migrates), with the startup node's login.
- */
-async function readInCluster(seeds, resource, conn) {
-  let lastError
-  for (const seed of seeds) {
-    let url = seed
-    let asking = false
-    try {
-      for (let hop = 0; hop < 3; hop++) {
-        try {
-          return await readKey(conn(url), resource, asking)
-        } catch (error) {
-          const redirect = /^(MOVED|ASK) \d+ (.+):(\d+)$/.exec(error.message)
-          if (!redirect) throw error
-          const next = new URL(seed)
-          next.hostname = redirect[2]
-          next.port = redirect[3]
-          url = next.toString()
-          asking = redirect[1] === 'ASK'
-        }
-      }
-      throw new Error('too many redirections')
-    } catch (error) {
-      if (/redirections|WRONGTYPE/.test(error.message)) throw error
-      lastError = error
-    }
-  }
-  throw lastError
-}
-
-/** How a member is named: `host:port/db`, or `cluster[host:port,…]`. */
-function memberLabel(member) {
-  if (!Array.isArray(member)) return parseRedisUrl(member).label
-  return `cluster[${member.map((url) => parseRedisUrl(url).label.replace(/\/\d+$/, '')).join(',')}]`
-}
-
-/**
- * A resource's state over all nodes, as the engine's quorum rule decides it: locked (one value
- * on a quorum), free, partly held, unknown (fewer than a quorum answered). A key of another
- * type (`value` null) never holds the lock.
- */
-function verdict(entries) {
-  const values = []
-  const holders = []
-  for (const e of entries) {
-    if (e.state !== 'held') continue
-    const seen = values.indexOf(e.value)
-    if (seen >= 0) holders[seen]++
-    else holders[values.push(e.value) - 1] = 1
-  }
-  const answered = entries.filter((e) => e.state !== 'down').length
-  const { state, holder, quorum } = native.verdict(entries.length, answered, holders)
-  const strongest = Math.max(0, ...holders)
-  if (state === 'held' && values[holder] !== null) {
-    return { quorum, status: 'locked', value: values[holder], nodes: holders[holder] }
-  }
-  if (state === 'unknown') return { quorum, status: 'unknown', nodes: strongest }
-  if (state === 'free') return { quorum, status: 'free', nodes: 0 }
-  return { quorum, status: 'partly held', nodes: holders.reduce((a, b) => a + b, 0) }
-}
-
 const prefix = (value) => (value === null ? '(not a string)' : value.length > 8 ? `${value.slice(0, 8)}…` : value)
+
+/** The command's words for the verdicts of `redlock.inspect()`. */
+const STATUS = { held: 'locked', free: 'free', split: 'partly held', unknown: 'unknown' }
+
+/** One node's entry of a resource, as `--json` prints it and the table shows it. */
+function nodeEntry(n) {
+  if (!n.reachable) return { node: n.node, state: 'down', error: n.code, message: n.message }
+  if (n.otherType) return { node: n.node, state: 'held', value: null, ttlMs: n.ttlMs ?? -1 }
+  if (n.value === null) return { node: n.node, state: 'free' }
+  return { node: n.node, state: 'held', value: n.value, ttlMs: n.ttlMs ?? -1, fencingCounter: n.fencingCounter?.toString() }
+}
+
+/** One reading: `redlock.inspect()` of every resource, and each plain server's health. */
+async function readInspection(redlock, urls, resources, timeout, tls, window) {
+  const [reports, healths] = await Promise.all([
+    redlock.inspect(resources, { requestTimeout: timeout }),
+    Promise.all(
+      urls.map(async (member) => {
+        if (Array.isArray(member)) return {}
+        const conn = new Conn(member, { timeout, tls })
+        try {
+          const h = await readHealth(conn)
+          return h ? { uptimeS: h.uptimeS, young: !h.durable && h.uptimeS * 1000 < window } : {}
+        } catch {
+          return {}
+        } finally {
+          conn.close()
+        }
+      }),
+    ),
+  ])
+  return reports.map((r) => {
+    const perNode = r.nodes.map((n, i) => ({ ...nodeEntry(n), ...healths[i] }))
+    const holding = perNode.filter((e) => e.state === 'held')
+    const nodes =
+      r.verdict === 'held' ? holding.filter((e) => e.value === r.value).length : r.verdict === 'free' ? 0 : holding.length
+    return { resource: r.resource, quorum: r.quorum, status: STATUS[r.verdict], ...(r.value !== null && { value: r.value }), nodes, perNode }
+  })
+}
+
+/** The table of one reading. */
+function formatInspection(report, memberCount, window) {
+  const lines = []
+  const width = Math.max(...report[0].perNode.map((e) => e.node.length))
+  for (const r of report) {
+    const who = r.status === 'locked' ? ` by ${prefix(r.value)}` : ''
+    lines.push(`${r.resource}: ${r.status}${who} (${r.nodes} of ${memberCount} nodes hold it, quorum ${r.quorum})`)
+    for (const e of r.perNode) {
+      const detail =
+        e.state === 'held'
+          ? `${prefix(e.value).padEnd(10)} ttl ${e.ttlMs >= 0 ? formatMs(e.ttlMs) : 'none'}`
+          : e.state === 'down'
+            ? `${e.error}: ${e.message}`
+            : ''
+      lines.push(`  ${e.node.padEnd(width)}  ${e.state.padEnd(4)}  ${detail}`.trimEnd())
+    }
+  }
+  const servers = report[0].perNode.filter((e) => e.uptimeS !== undefined)
+  if (servers.length) {
+    lines.push('servers:')
+    for (const e of servers) {
+      const young = e.young
+        ? `  young: up less than ${formatMs(window)}, its votes for an acquisition do not count while a minority is young (restart guard)`
+        : ''
+      lines.push(`  ${e.node.padEnd(width)}  up ${formatMs(e.uptimeS * 1000)}${young}`)
+    }
+  }
+  return lines.join('\n') + '\n'
+}
 
 async function inspect({ values: options, positionals }) {
   const urls = members(options)
@@ -534,46 +513,53 @@ async function inspect({ values: options, positionals }) {
   if (positionals.length === 0) throw new UsageError('no resource named; e.g. redlock inspect nightly-report')
   if (positionals.some((r) => r === '')) throw new UsageError('a resource name cannot be empty')
   const window = parseDuration(options['restart-window'] ?? '60s', '--restart-window', { zero: true })
-  const labels = urls.map(memberLabel)
-  const byNode = await Promise.all(urls.map((member) => readMember(member, positionals, timeout, tls)))
-  // The restart guard's view of each server: its uptime, and whether it is young.
-  const health = byNode.map(({ health: h }) =>
-    h ? { uptimeS: h.uptimeS, young: !h.durable && h.uptimeS * 1000 < window } : {},
-  )
-  const report = positionals.map((resource, r) => {
-    const nodes = byNode.map((member, n) => ({ node: labels[n], ...member.keys[r], ...health[n] }))
-    return { resource, ...verdict(nodes), perNode: nodes }
-  })
-  if (options.json) {
-    process.stdout.write(`${JSON.stringify(report)}\n`)
-  } else {
-    const width = Math.max(...labels.map((l) => l.length))
-    for (const r of report) {
-      const who = r.status === 'locked' ? ` by ${prefix(r.value)}` : ''
-      process.stdout.write(`${r.resource}: ${r.status}${who} (${r.nodes} of ${urls.length} nodes hold it, quorum ${r.quorum})\n`)
-      for (const e of r.perNode) {
-        const detail =
-          e.state === 'held'
-            ? `${prefix(e.value).padEnd(10)} ttl ${e.ttlMs >= 0 ? formatMs(e.ttlMs) : 'none'}`
-            : e.state === 'down'
-              ? e.error
-              : ''
-        process.stdout.write(`  ${e.node.padEnd(width)}  ${e.state.padEnd(4)}  ${detail}`.trimEnd() + '\n')
-      }
+  const interval = parseDuration(options.interval ?? '1s', '--interval', { min: 100 })
+  if (options.interval !== undefined && !options.watch) throw new UsageError('--interval goes with --watch')
+  const redlock = connect(clientEntries(urls, tls))
+  const read = () => readInspection(redlock, urls, positionals, timeout, tls, window)
+  const print = (report) =>
+    options.json ? `${JSON.stringify(report)}\n` : formatInspection(report, urls.length, window)
+  try {
+    if (!options.watch) {
+      const report = await read()
+      process.stdout.write(print(report))
+      // Fewer than a quorum answered (every resource was read of the same nodes).
+      return report[0].status === 'unknown' ? EXIT.NOT_ACQUIRED : 0
     }
-    if (health.some((h) => h.uptimeS !== undefined)) {
-      process.stdout.write('servers:\n')
-      health.forEach((h, n) => {
-        if (h.uptimeS === undefined) return
-        const young = h.young
-          ? `  young: up less than ${formatMs(window)}, its votes for an acquisition do not count while a minority is young (restart guard)`
-          : ''
-        process.stdout.write(`  ${labels[n].padEnd(width)}  up ${formatMs(h.uptimeS * 1000)}${young}\n`)
-      })
-    }
+    return await watch(read, print, interval)
+  } finally {
+    await redlock.quit()
   }
-  // Fewer than a quorum answered (every resource was read of the same nodes).
-  return report[0].status === 'unknown' ? EXIT.NOT_ACQUIRED : 0
+}
+
+/**
+ * Reads again every `interval` until SIGINT or SIGTERM. On a terminal the table is redrawn
+ * in place; otherwise each reading is printed after a line with its time.
+ */
+async function watch(read, print, interval) {
+  const tty = process.stdout.isTTY
+  let stop
+  const stopped = new Promise((resolve) => (stop = resolve))
+  const signals = ['SIGINT', 'SIGTERM']
+  for (const s of signals) process.once(s, stop)
+  // A reader that went away (`| head`) ends the watch too.
+  const gone = (error) => (error.code === 'EPIPE' ? stop() : undefined)
+  process.stdout.on('error', gone)
+  try {
+    for (;;) {
+      const report = await read()
+      const text = print(report)
+      process.stdout.write(tty ? `\x1b[H\x1b[2J${new Date().toISOString()}\n${text}` : `--- ${new Date().toISOString()}\n${text}`)
+      let timer
+      const next = new Promise((resolve) => (timer = setTimeout(resolve, interval)))
+      const done = await Promise.race([next.then(() => false), stopped.then(() => true)])
+      clearTimeout(timer)
+      if (done) return 0
+    }
+  } finally {
+    for (const s of signals) process.off(s, stop)
+    process.stdout.off('error', gone)
+  }
 }
 
 async function release({ values: options, positionals }) {

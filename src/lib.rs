@@ -26,7 +26,7 @@ use napi::{Env, Result};
 use napi_derive::napi;
 
 use args::Checked;
-use outcome::{failure, stats, Failure, Outcome};
+use outcome::{failure, stats, Failure, Inspection, Outcome};
 use settings::Settings;
 
 /// Runs the checks of a call: a refusal is thrown as a [`Failure`].
@@ -191,6 +191,32 @@ impl Redlock {
                     error: None,
                 },
                 Err(e) => failure(&e, &labels, keys),
+            }
+        })
+    }
+
+    /// What every member holds for `resources` (a name or a list of names): values, TTLs and
+    /// fencing counters, and the verdict. Read-only; each member bounded by `requestTimeout`.
+    #[napi(ts_return_type = "Promise<Inspection>")]
+    pub fn inspect<'env>(
+        &self,
+        env: &'env Env,
+        resources: Unknown,
+        settings: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, Inspection>> {
+        let (resources, timeout) = checked(env, || {
+            let resources = args::resources(&resources, "resources")?;
+            let settings = self.settings.merge(settings, "settings")?.to_core();
+            Ok((resources, settings.request_timeout))
+        })?;
+        let (engine, labels) = (self.engine.clone(), self.labels.clone());
+        runtime::spawn(env, async move {
+            match engine.inspect(&resources, timeout).await {
+                Ok(views) => Inspection::of(resources, &views, &labels),
+                Err(e) => Inspection {
+                    resources: Vec::new(),
+                    error: Some(Failure::of(&e, &labels)),
+                },
             }
         })
     }
@@ -422,38 +448,6 @@ impl Lock {
 #[napi]
 pub fn invalid_type(name: String, expected: String, value: Unknown) -> Failure {
     Failure::from(args::invalid_type(&name, &expected, &value))
-}
-
-/// What a reader of every member's keys can tell of one resource (the engine's quorum rule,
-/// for the `redlock inspect` command).
-#[napi(object)]
-pub struct Verdict {
-    /// `held` (one value on a quorum), `free`, `split` (held, but by no value on a quorum),
-    /// or `unknown` (fewer than a quorum answered).
-    pub state: String,
-    /// With `held`: the index in `holders` of the value that holds the quorum.
-    pub holder: Option<u32>,
-    /// How many members must agree.
-    pub quorum: u32,
-}
-
-/// The verdict over `membership` members, of which `answered` answered, and `holders[i]`
-/// hold the keys with the i-th value seen.
-#[napi]
-pub fn verdict(membership: u32, answered: u32, holders: Vec<u32>) -> Verdict {
-    use redlock_core::quorum;
-    let counts: Vec<usize> = holders.iter().map(|&n| n as usize).collect();
-    let (state, holder) = match quorum::verdict(membership as usize, answered as usize, &counts) {
-        quorum::Verdict::Held { holder } => ("held", Some(holder as u32)),
-        quorum::Verdict::Free => ("free", None),
-        quorum::Verdict::Split => ("split", None),
-        quorum::Verdict::Unknown => ("unknown", None),
-    };
-    Verdict {
-        state: state.to_owned(),
-        holder,
-        quorum: quorum::quorum_size(membership as usize) as u32,
-    }
 }
 
 impl From<Arc<redlock_core::Lock>> for Lock {

@@ -4,10 +4,12 @@
 //! front door turns a `Failure` into an instance of the matching error class, so that errors
 //! are made in the caller's realm. Node names are `host:port/db`, never with credentials.
 
+use napi::bindgen_prelude::BigInt;
 use napi::bindgen_prelude::{JavaScriptClassExt, JsObjectValue, JsValue};
 use napi::Env;
 use napi_derive::napi;
-use redlock_core::{Against, Attempt, Error};
+use redlock_core::inspect::{self, Held, MemberView};
+use redlock_core::{Against, Attempt, Error, Verdict};
 
 use crate::args::{Kind, Refusal, Refused};
 use crate::Lock;
@@ -169,4 +171,113 @@ pub fn failure(error: &Error, labels: &[String], resources: usize) -> Outcome {
         attempts: stats(error.attempts(), labels, resources),
         error: Some(Failure::of(error, labels)),
     }
+}
+
+/// What `inspect` found: per resource, the verdict and every member's answer.
+#[napi(object, object_from_js = false)]
+pub struct Inspection {
+    /// One report per resource, in the order asked; empty when the operation failed.
+    pub resources: Vec<ResourceReport>,
+    /// Why the operation failed (the client was closed), if it did.
+    pub error: Option<Failure>,
+}
+
+/// One resource over every member.
+#[napi(object, object_from_js = false)]
+pub struct ResourceReport {
+    pub resource: String,
+    /// `held` (one value on a quorum), `free` (a quorum answered, none holds it), `split`
+    /// (held, but by no value on a quorum) or `unknown` (fewer than a quorum answered).
+    pub verdict: String,
+    /// The value that holds it on a quorum, with `held`.
+    pub value: Option<String>,
+    /// How many members must agree.
+    pub quorum: u32,
+    pub nodes: Vec<NodeReport>,
+}
+
+/// One member's answer for one resource.
+#[napi(object, object_from_js = false)]
+pub struct NodeReport {
+    /// `host:port/db`.
+    pub node: String,
+    /// Whether the member answered.
+    pub reachable: bool,
+    /// Why it did not: a stable code and the reason in words.
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// The value held, when the key holds a string.
+    pub value: Option<String>,
+    /// Whether the key holds another type than a string (no lock, but it keeps locks off).
+    pub other_type: bool,
+    /// The key's remaining time to live in ms, when it exists and expires.
+    pub ttl_ms: Option<f64>,
+    /// The resource's fencing counter on this member, when it has one.
+    pub fencing_counter: Option<BigInt>,
+}
+
+impl Inspection {
+    /// The reports of `views` ([`redlock_core::inspect`]) for `resources`.
+    pub fn of(resources: Vec<String>, views: &[MemberView], labels: &[String]) -> Inspection {
+        let quorum = redlock_core::quorum::quorum_size(views.len()) as u32;
+        let resources = resources
+            .into_iter()
+            .enumerate()
+            .map(|(r, resource)| {
+                let (verdict, value) = inspect::verdict(views, r);
+                let verdict = match verdict {
+                    Verdict::Held { .. } => "held",
+                    Verdict::Free => "free",
+                    Verdict::Split => "split",
+                    Verdict::Unknown => "unknown",
+                };
+                let nodes = views
+                    .iter()
+                    .zip(labels)
+                    .map(|(view, label)| node_report(view, r, label))
+                    .collect();
+                ResourceReport {
+                    resource,
+                    verdict: verdict.to_owned(),
+                    value,
+                    quorum,
+                    nodes,
+                }
+            })
+            .collect();
+        Inspection {
+            resources,
+            error: None,
+        }
+    }
+}
+
+fn node_report(view: &MemberView, r: usize, label: &str) -> NodeReport {
+    let mut report = NodeReport {
+        node: label.to_owned(),
+        reachable: view.is_ok(),
+        code: None,
+        message: None,
+        value: None,
+        other_type: false,
+        ttl_ms: None,
+        fencing_counter: None,
+    };
+    match view {
+        Err(error) => {
+            report.code = Some(error.code().to_owned());
+            report.message = Some(error.to_string());
+        }
+        Ok(states) => {
+            let state = &states[r];
+            match &state.held {
+                Some(Held::Value(value)) => report.value = Some(value.clone()),
+                Some(Held::Other) => report.other_type = true,
+                None => {}
+            }
+            report.ttl_ms = state.ttl_ms.map(|ms| ms as f64);
+            report.fencing_counter = state.counter.map(BigInt::from);
+        }
+    }
+    report
 }

@@ -1,7 +1,7 @@
 // Type-checked (never run) by `npm test` (run.js): each API shape of index.d.ts as a user
 // writes it, in CommonJS with the classic resolution (node10) and no esModuleInterop.
 import Redlock, { ExecutionError, Lock, LockError, ResourceLockedError, type Settings } from '../..'
-import type { AutoExtension, ExecutionStats, RedlockAbortSignal, ReleaseResult, UsingContext } from '../..'
+import type { AutoExtension, ExecutionStats, Inspection, RedlockAbortSignal, ReleaseResult, UsingContext } from '../..'
 import { AbortError, AcquireTimeoutError, MaxHoldError } from '../..'
 import IORedis from 'ioredis'
 
@@ -45,9 +45,17 @@ async function v5(redlock: Redlock): Promise<number> {
     if (error instanceof ResourceLockedError) console.log(error.attempts.length)
     else if (error instanceof ExecutionError) console.log(error.code)
   }
+  const one: Inspection = await redlock.inspect('a', { requestTimeout: 200 })
+  const mine: Inspection[] = await redlock.inspect(lock)
+  const owned: boolean = mine.every((r) => r.ours === true) && one.verdict !== 'split'
+  for (const node of one.nodes) {
+    if (node.reachable) console.log(node.value, node.ttlMs, node.fencingCounter)
+    else console.log(node.code, node.message)
+  }
+  const busy: boolean = (await redlock.isLocked(['a', 'b'])) || owned
   await lock[Symbol.asyncDispose]()
   await redlock.quit()
-  return size + lock.expiration + extended
+  return size + lock.expiration + extended + (busy ? one.quorum : 0)
 }
 
 function v4(redlock: Redlock): void {

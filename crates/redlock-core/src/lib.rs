@@ -33,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod fault;
 pub mod fence;
+pub mod inspect;
 pub mod lane;
 pub mod line;
 mod link;

@@ -218,6 +218,32 @@ impl Node {
         Ok(answer)
     }
 
+    /// Runs a read-only `script` over `keys` with `args` and returns its answer as the
+    /// server gave it (an error answer is the node's error). For [`crate::inspect`].
+    pub async fn read(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<redis::Value, NodeError> {
+        let answer = match &self.form {
+            Form::Plain(plain) => {
+                let (serial, mut conn) = plain.link.get(|| plain.connect(&self.config)).await?;
+                let answer = script::run(&mut conn.conn, script, keys, args, &self.plain_refused);
+                answer.await.map_err(|e| plain.failure(serial, e))?
+            }
+            Form::Cluster(cluster) => {
+                Box::pin(cluster.eval(script, keys, args, &self.plain_refused))
+                    .await?
+                    .0
+            }
+        };
+        match answer {
+            redis::Value::ServerError(e) => Err(server_error(e)),
+            answer => Ok(answer),
+        }
+    }
+
     /// Opens a pub/sub connection of its own to this member (for [`crate::notice`]).
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, NodeError> {
         match &self.form {
@@ -386,16 +412,19 @@ fn to_answer(value: redis::Value) -> Result<Answer, NodeError> {
             }),
             _ => Err(NodeError::Server(format!("unexpected answer {items:?}"))),
         },
-        redis::Value::ServerError(e) if e.code() == "NOAUTH" => {
-            Err(NodeError::Auth(link::NO_PASSWORD.to_owned()))
-        }
-        redis::Value::ServerError(e) if matches!(e.code(), "MOVED" | "ASK" | "CLUSTERDOWN") => {
-            Err(NodeError::Server(format!(
-                "{e} (this server is a node of a Redis Cluster: give the cluster as one entry, a list of its URLs or {{ cluster: true, … }})"
-            )))
-        }
-        redis::Value::ServerError(e) => Err(NodeError::Server(e.to_string())),
+        redis::Value::ServerError(e) => Err(server_error(e)),
         other => Err(NodeError::Server(format!("unexpected answer {other:?}"))),
+    }
+}
+
+/// What a server's error answer means.
+fn server_error(e: redis::ServerError) -> NodeError {
+    match e.code() {
+        "NOAUTH" => NodeError::Auth(link::NO_PASSWORD.to_owned()),
+        "MOVED" | "ASK" | "CLUSTERDOWN" => NodeError::Server(format!(
+            "{e} (this server is a node of a Redis Cluster: give the cluster as one entry, a list of its URLs or {{ cluster: true, … }})"
+        )),
+        _ => NodeError::Server(e.to_string()),
     }
 }
 

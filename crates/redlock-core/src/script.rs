@@ -241,9 +241,32 @@ return deleted
 });
 
 /// Every script, for loading them into a node's cache as soon as a connection opens.
-pub fn all() -> [&'static Script; 4] {
-    [&ACQUIRE, &EXTEND, &RELEASE, &FENCE]
+pub fn all() -> [&'static Script; 5] {
+    [&ACQUIRE, &EXTEND, &RELEASE, &FENCE, &INSPECT]
 }
+
+/// Reads, changing nothing, what a node holds for one resource: `KEYS[1]` the lock key,
+/// `KEYS[2]` its fencing counter. Answers `{value, pttl, counter}`: the value is nil when the
+/// key is absent and 1 when it holds another type than a string (no lock of ours); the
+/// counter nil when there is none.
+pub static INSPECT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local kind = redis.call("TYPE", KEYS[1]).ok
+local value = false
+if kind == "string" then
+  value = redis.call("GET", KEYS[1])
+elseif kind ~= "none" then
+  value = 1
+end
+local counter = false
+if redis.call("TYPE", KEYS[2]).ok == "string" then
+  counter = redis.call("GET", KEYS[2])
+end
+return { value, redis.call("PTTL", KEYS[1]), counter }
+"#,
+    )
+});
 
 /// SCRIPT LOAD of `script`, which puts it into a node's script cache.
 pub fn load(script: &Script) -> redis::Cmd {
