@@ -74,6 +74,18 @@ export declare class Redlock {
   /** Releases `lock` on every node that still holds it. */
   release(lock: Lock, settings?: unknown | undefined | null): Promise<Outcome>
   /**
+   * What this client has done since it was made: operations by outcome with latency
+   * percentiles, each node's requests, errors and latencies, hand-offs, locks lost.
+   */
+  stats(): StatsReport
+  /**
+   * Keeps each node request's latency for [`Redlock::drain_requests`] from now on (or no
+   * longer): for telemetry.
+   */
+  sampleRequests(on: boolean): void
+  /** The requests sampled since the last call, in one batch. */
+  drainRequests(): RequestSamples
+  /**
    * What every member holds for `resources` (a name or a list of names): values, TTLs and
    * fencing counters, and the verdict. Read-only; each member bounded by `requestTimeout`.
    */
@@ -143,6 +155,16 @@ export interface Inspection {
  */
 export declare function invalidType(name: string, expected: string, value: unknown): Failure
 
+/** Latency percentiles, in ms. */
+export interface LatencyMs {
+  count: number
+  mean: number
+  p50: number
+  p90: number
+  p99: number
+  max: number
+}
+
 /** A node that failed a request. */
 export interface NodeErrorEvent {
   /** `host:port/db`. */
@@ -172,6 +194,27 @@ export interface NodeReport {
   fencingCounter?: bigint
 }
 
+/** One node's counts. */
+export interface NodeStats {
+  /** `host:port/db`. */
+  node: string
+  requests: number
+  /** Failed requests by the node error's code. */
+  errors: Record<string, number>
+  /** From a request's sending to its answer, failure or timeout. */
+  latencyMs: LatencyMs
+}
+
+/** One operation's counts. */
+export interface OperationStats {
+  /** How many ended. */
+  count: number
+  /** By outcome: `ok` or the error's code. */
+  outcomes: Record<string, number>
+  /** From the call to its outcome. */
+  latencyMs: LatencyMs
+}
+
 /** The answer of `acquire`, `extend` or `release`. */
 export interface Outcome {
   /** The lock, when one was acquired or extended. */
@@ -182,6 +225,21 @@ export interface Outcome {
   attempts: Array<AttemptStats>
   /** Why the operation failed, if it did. */
   error?: Failure
+}
+
+/**
+ * Sampled node requests, as one flat batch: for request i, `node[i]` (the node's index),
+ * `ms[i]`, and `error[i]` (an index into `codes`, or -1 when it succeeded).
+ */
+export interface RequestSamples {
+  node: Uint32Array
+  ms: Float64Array
+  error: Int32Array
+  codes: Array<string>
+  /** Requests not sampled: more than the bound arrived between two drains. */
+  dropped: number
+  /** Hand-offs so far (`stats().handoffs`). */
+  handoffs: number
 }
 
 /** One resource over every member. */
@@ -269,6 +327,20 @@ export interface Settings {
    * Given to the constructor only.
    */
   db?: number
+}
+
+/** What a client has done since it was made (`redlock.stats()`). */
+export interface StatsReport {
+  /** When counting began, ms since the epoch. */
+  since: number
+  acquire: OperationStats
+  extend: OperationStats
+  release: OperationStats
+  nodes: Array<NodeStats>
+  /** Acquisitions granted after a release ended their wait (wake-on-release). */
+  handoffs: number
+  /** Locks a watchdog found lost. */
+  locksLost: number
 }
 
 /** One node's vote against. */

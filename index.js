@@ -8,6 +8,42 @@
 const { EventEmitter } = require('node:events')
 const native = require('./lib/native.js')
 
+/**
+ * Whether `@opentelemetry/api` can be loaded, asked once: lib/telemetry.js (and the API) is
+ * loaded only when it can and a Redlock wants telemetry.
+ */
+let telemetryAvailable
+function telemetryFor(option, binding) {
+  if (option === false) return null
+  if (telemetryAvailable === undefined) {
+    try {
+      require.resolve('@opentelemetry/api')
+      telemetryAvailable = true
+    } catch {
+      telemetryAvailable = false
+    }
+  }
+  return telemetryAvailable ? require('./lib/telemetry.js').telemetryFor(option, binding) : null
+}
+
+/** The constructor's settings without `telemetry` (a setting of this file), and that setting. */
+function splitTelemetry(settings) {
+  if (settings === null || typeof settings !== 'object' || !Object.hasOwn(settings, 'telemetry')) {
+    return [settings, undefined]
+  }
+  const { telemetry, ...rest } = settings
+  const valid =
+    typeof telemetry === 'boolean' ||
+    (telemetry !== null &&
+      typeof telemetry === 'object' &&
+      Object.keys(telemetry).every((k) => k === 'resourceNames') &&
+      ['boolean', 'undefined'].includes(typeof telemetry.resourceNames))
+  if (!valid) {
+    throw errorOf(native.invalidType('settings.telemetry', 'a boolean or { resourceNames: boolean }', telemetry))
+  }
+  return [rest, telemetry]
+}
+
 /** A quorum could not be reached in the retry window. */
 class ExecutionError extends Error {
   static code = 'ERR_REDLOCK_QUORUM'
@@ -230,6 +266,8 @@ class Lock {
 class Redlock extends EventEmitter {
   #native
   #stragglers = null
+  /** OpenTelemetry (lib/telemetry.js), or null. */
+  #telemetry = null
   /** The client objects the user gave: `quit()` closes them, as node-redlock does. */
   #clients
 
@@ -237,11 +275,13 @@ class Redlock extends EventEmitter {
     super()
     // node-redlock v5 takes any iterable of clients.
     const list = isIterableObject(clients) ? Array.from(clients) : clients
+    const [nativeSettings, telemetry] = splitTelemetry(settings)
     try {
-      this.#native = new native.Redlock(list, settings, scripts)
+      this.#native = new native.Redlock(list, nativeSettings, scripts)
     } catch (error) {
       throw fromNative(error)
     }
+    this.#telemetry = telemetryFor(telemetry, this.#native)
     this.#clients = list.filter(isClientObject)
     // Held weakly, so that the native side's reference never keeps this object alive.
     const self = new WeakRef(this)
@@ -291,6 +331,11 @@ class Redlock extends EventEmitter {
     const cancellation = signal ? new native.Cancellation() : undefined
     const onAbort = () => cancellation.cancel()
     if (signal) signal.addEventListener('abort', onAbort, { once: true })
+    const acquired = () => this.#acquired(resources, duration, settings, cancellation, signal, onAbort)
+    return this.#telemetry ? this.#telemetry.acquire(resources, acquired) : acquired()
+  }
+
+  #acquired(resources, duration, settings, cancellation, signal, onAbort) {
     return this.#run(
       (binding) => binding.acquire(resources, duration, settings, cancellation),
       signal,
@@ -309,11 +354,13 @@ class Redlock extends EventEmitter {
     if (typeof settings === 'function') {
       return withCallback(this.release(lock), settings)
     }
-    return this.#withLock(lock, async (nativeLock) => {
-      const watchdog = Lock.watchdog(lock)
-      if (watchdog) await watchdog.stop()
-      return this.#run((binding) => binding.release(nativeLock, settings)).then(released)
-    })
+    const release = () =>
+      this.#withLock(lock, async (nativeLock) => {
+        const watchdog = Lock.watchdog(lock)
+        if (watchdog) await watchdog.stop()
+        return this.#run((binding) => binding.release(nativeLock, settings)).then(released)
+      })
+    return this.#telemetry && lock instanceof Lock ? this.#telemetry.release(lock, release) : release()
   }
 
   /** Extends `lock` to `duration` ms from now; updates it in place and resolves with it. */
@@ -321,11 +368,30 @@ class Redlock extends EventEmitter {
     if (typeof settings === 'function') {
       return withCallback(this.extend(lock, duration), settings)
     }
-    return this.#withLock(lock, (nativeLock) =>
-      this.#run((binding) => binding.extend(nativeLock, duration, settings)).then((outcome) =>
-        Lock.update(lock, outcome.attempts.map(executionStats)),
-      ),
-    )
+    const extend = () =>
+      this.#withLock(lock, (nativeLock) =>
+        this.#run((binding) => binding.extend(nativeLock, duration, settings)).then((outcome) =>
+          Lock.update(lock, outcome.attempts.map(executionStats)),
+        ),
+      )
+    return this.#telemetry && lock instanceof Lock ? this.#telemetry.extend(lock, extend) : extend()
+  }
+
+  /**
+   * What this client has done since it was made, as plain data: per operation (`acquire`,
+   * `extend`, `release`) the count, the outcomes (`ok` or an error code) and latency
+   * percentiles in ms; per node its requests, failures by code and latency; the hand-offs
+   * (acquisitions granted once a release ended their wait) and the locks a watchdog lost.
+   */
+  stats() {
+    const s = this.#native.stats()
+    return {
+      since: s.since,
+      operations: { acquire: s.acquire, extend: s.extend, release: s.release },
+      nodes: s.nodes,
+      handoffs: s.handoffs,
+      locksLost: s.locksLost,
+    }
   }
 
   /**
@@ -371,7 +437,12 @@ class Redlock extends EventEmitter {
    * settles, the watchdog stops, an extension in flight is awaited, and the lock is
    * released. A release failure never replaces the routine's own result or error.
    */
-  async using(resources, duration, settings, routine) {
+  using(resources, duration, settings, routine) {
+    const using = () => this.#using(resources, duration, settings, routine)
+    return this.#telemetry ? this.#telemetry.using(resources, using) : using()
+  }
+
+  async #using(resources, duration, settings, routine) {
     if (typeof settings === 'function') {
       routine = settings
       settings = undefined
@@ -415,6 +486,7 @@ class Redlock extends EventEmitter {
     const signal = controller.signal
     const lost = (outcome) => {
       const error = failureError(outcome)
+      if (this.#telemetry && error.code !== 'ERR_REDLOCK_MAX_HOLD') this.#telemetry.lose(lock, 'watchdog')
       signal.error = error
       controller.abort(error)
       if (onLost) onLost(error)
@@ -439,7 +511,13 @@ class Redlock extends EventEmitter {
    */
   quit(callback) {
     const clients = this.#clients.splice(0)
-    const closed = this.#native.quit().then(() => Promise.all(clients.map(closeClient))).then(() => {})
+    const telemetry = this.#telemetry
+    this.#telemetry = null
+    const closed = this.#native
+      .quit()
+      .then(() => telemetry && telemetry.close())
+      .then(() => Promise.all(clients.map(closeClient)))
+      .then(() => {})
     return withCallback(closed, callback)
   }
 

@@ -18,7 +18,7 @@ mod settings;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::{BigInt, Function, PromiseRaw, Unknown};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
@@ -27,7 +27,22 @@ use napi_derive::napi;
 
 use args::Checked;
 use outcome::{failure, stats, Failure, Inspection, Outcome};
+use redlock_core::stats::Op;
 use settings::Settings;
+
+/// Counts an operation that began at `started` in the engine's stats.
+fn counted<T>(
+    engine: &redlock_core::Redlock,
+    op: Op,
+    started: Instant,
+    result: &std::result::Result<T, redlock_core::Error>,
+) {
+    let outcome = match result {
+        Ok(_) => redlock_core::stats::OK,
+        Err(e) => e.code(),
+    };
+    engine.stats().operation(op, started.elapsed(), outcome);
+}
 
 /// Runs the checks of a call: a refusal is thrown as a [`Failure`].
 fn checked<T>(env: &Env, check: impl FnOnce() -> Checked<T>) -> Result<T> {
@@ -136,8 +151,11 @@ impl Redlock {
         let (engine, labels, keys) = (self.engine.clone(), self.labels.clone(), resources.len());
         let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
         runtime::spawn(env, async move {
+            let started = Instant::now();
             let acquired = engine.acquire_cancellable(resources, ttl, &settings, &cancel);
-            match acquired.await {
+            let acquired = acquired.await;
+            counted(&engine, Op::Acquire, started, &acquired);
+            match acquired {
                 Ok(lock) => Outcome::held(lock, &labels),
                 Err(e) => failure(&e, &labels, keys),
             }
@@ -161,7 +179,10 @@ impl Redlock {
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
         runtime::spawn(env, async move {
             let keys = lock.resources.len();
-            match engine.extend(&lock, ttl, &settings).await {
+            let started = Instant::now();
+            let extended = engine.extend(&lock, ttl, &settings).await;
+            counted(&engine, Op::Extend, started, &extended);
+            match extended {
                 Ok(()) => Outcome::held(lock, &labels),
                 Err(e) => failure(&e, &labels, keys),
             }
@@ -183,7 +204,10 @@ impl Redlock {
         let (engine, labels, lock) = (self.engine.clone(), self.labels.clone(), lock.inner.clone());
         runtime::spawn(env, async move {
             let keys = lock.resources.len();
-            match engine.release(&lock, &settings).await {
+            let started = Instant::now();
+            let released = engine.release(&lock, &settings).await;
+            counted(&engine, Op::Release, started, &released);
+            match released {
                 Ok(released) => Outcome {
                     attempts: stats(&released.attempts, &labels, keys),
                     lock: None,
@@ -193,6 +217,28 @@ impl Redlock {
                 Err(e) => failure(&e, &labels, keys),
             }
         })
+    }
+
+    /// What this client has done since it was made: operations by outcome with latency
+    /// percentiles, each node's requests, errors and latencies, hand-offs, locks lost.
+    #[napi]
+    pub fn stats(&self) -> outcome::StatsReport {
+        outcome::StatsReport::of(&self.engine.stats().snapshot(), &self.labels)
+    }
+
+    /// Keeps each node request's latency for [`Redlock::drain_requests`] from now on (or no
+    /// longer): for telemetry.
+    #[napi]
+    pub fn sample_requests(&self, on: bool) {
+        self.engine.stats().sample(on);
+    }
+
+    /// The requests sampled since the last call, in one batch.
+    #[napi]
+    pub fn drain_requests(&self) -> outcome::RequestSamples {
+        let stats = self.engine.stats();
+        let (samples, dropped) = stats.drain();
+        outcome::RequestSamples::of(&samples, dropped, stats.handoffs())
     }
 
     /// What every member holds for `resources` (a name or a list of names): values, TTLs and
@@ -269,12 +315,16 @@ impl Redlock {
         let labels = self.labels.clone();
         let (engine, lock) = (self.engine.clone(), lock.inner.clone());
         let keys = lock.resources.len();
+        let stats = engine.stats().clone();
         // The watchdog is a task of the engine's runtime, started from the JS thread.
         let _engine = runtime::handle().enter();
         let watchdog =
             redlock_core::Watchdog::start(engine, lock, watch, settings.to_core(), move |lost| {
                 let error = match lost {
-                    redlock_core::Lost::Failed(error) => error,
+                    redlock_core::Lost::Failed(error) => {
+                        stats.lost();
+                        error
+                    }
                     redlock_core::Lost::MaxHold => redlock_core::Error::MaxHold,
                 };
                 let outcome = failure(&error, &labels, keys);

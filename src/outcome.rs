@@ -4,7 +4,9 @@
 //! front door turns a `Failure` into an instance of the matching error class, so that errors
 //! are made in the caller's realm. Node names are `host:port/db`, never with credentials.
 
-use napi::bindgen_prelude::BigInt;
+use std::collections::HashMap;
+
+use napi::bindgen_prelude::{BigInt, Float64Array, Int32Array, Uint32Array};
 use napi::bindgen_prelude::{JavaScriptClassExt, JsObjectValue, JsValue};
 use napi::Env;
 use napi_derive::napi;
@@ -280,4 +282,149 @@ fn node_report(view: &MemberView, r: usize, label: &str) -> NodeReport {
         }
     }
     report
+}
+
+/// Latency percentiles, in ms.
+#[napi(object, object_from_js = false)]
+pub struct LatencyMs {
+    pub count: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl From<redlock_core::stats::Summary> for LatencyMs {
+    fn from(s: redlock_core::stats::Summary) -> Self {
+        LatencyMs {
+            count: s.count as f64,
+            mean: (s.mean * 1000.0).round() / 1000.0,
+            p50: s.p50,
+            p90: s.p90,
+            p99: s.p99,
+            max: s.max,
+        }
+    }
+}
+
+/// One operation's counts.
+#[napi(object, object_from_js = false)]
+pub struct OperationStats {
+    /// How many ended.
+    pub count: f64,
+    /// By outcome: `ok` or the error's code.
+    pub outcomes: HashMap<String, f64>,
+    /// From the call to its outcome.
+    pub latency_ms: LatencyMs,
+}
+
+/// One node's counts.
+#[napi(object, object_from_js = false)]
+pub struct NodeStats {
+    /// `host:port/db`.
+    pub node: String,
+    pub requests: f64,
+    /// Failed requests by the node error's code.
+    pub errors: HashMap<String, f64>,
+    /// From a request's sending to its answer, failure or timeout.
+    pub latency_ms: LatencyMs,
+}
+
+/// What a client has done since it was made (`redlock.stats()`).
+#[napi(object, object_from_js = false)]
+pub struct StatsReport {
+    /// When counting began, ms since the epoch.
+    pub since: f64,
+    pub acquire: OperationStats,
+    pub extend: OperationStats,
+    pub release: OperationStats,
+    pub nodes: Vec<NodeStats>,
+    /// Acquisitions granted after a release ended their wait (wake-on-release).
+    pub handoffs: f64,
+    /// Locks a watchdog found lost.
+    pub locks_lost: f64,
+}
+
+fn counts(map: &std::collections::BTreeMap<&'static str, u64>) -> HashMap<String, f64> {
+    map.iter()
+        .map(|(k, v)| ((*k).to_owned(), *v as f64))
+        .collect()
+}
+
+impl StatsReport {
+    pub fn of(snapshot: &redlock_core::stats::Snapshot, labels: &[String]) -> StatsReport {
+        let op = |i: usize| {
+            let o = &snapshot.operations[i];
+            OperationStats {
+                count: o.latency.count as f64,
+                outcomes: counts(&o.outcomes),
+                latency_ms: o.latency.into(),
+            }
+        };
+        StatsReport {
+            since: snapshot.since_ms as f64,
+            acquire: op(0),
+            extend: op(1),
+            release: op(2),
+            nodes: snapshot
+                .nodes
+                .iter()
+                .zip(labels)
+                .map(|(n, label)| NodeStats {
+                    node: label.clone(),
+                    requests: n.requests as f64,
+                    errors: counts(&n.errors),
+                    latency_ms: n.latency.into(),
+                })
+                .collect(),
+            handoffs: snapshot.handoffs as f64,
+            locks_lost: snapshot.lost as f64,
+        }
+    }
+}
+
+/// Sampled node requests, as one flat batch: for request i, `node[i]` (the node's index),
+/// `ms[i]`, and `error[i]` (an index into `codes`, or -1 when it succeeded).
+#[napi(object, object_from_js = false)]
+pub struct RequestSamples {
+    pub node: Uint32Array,
+    pub ms: Float64Array,
+    pub error: Int32Array,
+    pub codes: Vec<String>,
+    /// Requests not sampled: more than the bound arrived between two drains.
+    pub dropped: f64,
+    /// Hand-offs so far (`stats().handoffs`).
+    pub handoffs: f64,
+}
+
+impl RequestSamples {
+    pub fn of(
+        samples: &[redlock_core::stats::Sample],
+        dropped: u64,
+        handoffs: u64,
+    ) -> RequestSamples {
+        let mut codes: Vec<&'static str> = Vec::new();
+        let mut error = Vec::with_capacity(samples.len());
+        for s in samples {
+            error.push(match s.error {
+                None => -1,
+                Some(code) => match codes.iter().position(|c| *c == code) {
+                    Some(i) => i as i32,
+                    None => {
+                        codes.push(code);
+                        (codes.len() - 1) as i32
+                    }
+                },
+            });
+        }
+        RequestSamples {
+            node: Uint32Array::new(samples.iter().map(|s| s.node as u32).collect()),
+            ms: Float64Array::new(samples.iter().map(|s| s.micros as f64 / 1000.0).collect()),
+            error: Int32Array::new(error),
+            codes: codes.into_iter().map(str::to_owned).collect(),
+            dropped: dropped as f64,
+            handoffs: handoffs as f64,
+        }
+    }
 }

@@ -18,6 +18,7 @@ use crate::restart::RestartGuard;
 use crate::round::{Counting, Decided, InFlight, Keys, NodeErrorListener, Request, Round, Target};
 use crate::script::Script;
 use crate::settings::Settings;
+use crate::stats::Stats;
 use crate::wait::{Retries, Waits};
 
 /// A Redlock client over N independent Redis masters.
@@ -32,6 +33,8 @@ pub struct Redlock {
     /// The longest duration this client has acquired or extended a lock for, in ms: the
     /// least window of its restart guard.
     longest_ttl: AtomicU64,
+    /// What it has done, for `stats()` and telemetry.
+    pub(crate) stats: Arc<Stats>,
 }
 
 impl Redlock {
@@ -61,6 +64,7 @@ impl Redlock {
             in_flight: Arc::default(),
             listener: Mutex::new(None),
             longest_ttl: AtomicU64::new(0),
+            stats: Arc::new(Stats::new(nodes.len())),
             nodes,
         })
     }
@@ -141,10 +145,16 @@ impl Redlock {
             &self.nodes,
             listener,
             &self.in_flight,
+            &self.stats,
             target,
             request,
             per_node,
         )
+    }
+
+    /// What this client has done ([`Stats`]).
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
     }
 
     /// Finds keys of a lock on `resources` that a Redis Cluster member could not take in one

@@ -47,6 +47,7 @@ pub mod retry;
 pub mod round;
 pub mod script;
 pub mod settings;
+pub mod stats;
 pub mod tls;
 pub mod wait;
 pub mod watchdog;

@@ -74,16 +74,20 @@ impl Redlock {
             waiting.first(settings).await;
             let attempt = || self.attempt(&lock, ttl, settings);
             let granted = |validity, attempts| lock.granted(validity, attempts);
-            let waiting = Some(&mut waiting);
-            self.retries(settings)
+            let acquired = self
+                .retries(settings)
                 .run(
                     &mut attempts,
-                    waiting,
+                    Some(&mut waiting),
                     attempt,
                     granted,
                     Error::of_acquisition,
                 )
-                .await
+                .await;
+            if acquired.is_ok() && waiting.woken {
+                self.stats.handoff();
+            }
+            acquired
         };
         let stopped = tokio::select! {
             acquired = acquiring => return acquired.map(|()| lock),

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, Notify};
@@ -24,6 +24,7 @@ use crate::node::{Answer, Node};
 use crate::quorum::{self, Tally};
 use crate::restart::{Age, GuardMode, GuardedTally, Health, RestartGuard};
 use crate::script::Script;
+use crate::stats::Stats;
 
 /// Told of every node that fails a request (connection refused, timeout, error answer),
 /// with the node's label, whether or not the operation had already been decided.
@@ -382,6 +383,7 @@ impl Round {
         nodes: &[Arc<Node>],
         listener: Option<NodeErrorListener>,
         in_flight: &Arc<InFlight>,
+        stats: &Arc<Stats>,
         lock: Target,
         request: Request,
         per_node: Duration,
@@ -415,12 +417,14 @@ impl Round {
             let args = args.clone();
             let tx = tx.clone();
             let listener = listener.clone();
+            let stats = stats.clone();
             let counted = in_flight.begin();
             requests.push(Box::pin(async move {
                 // The timeout starts once it is this command's turn: a command queued behind
                 // one that timed out must still be sent, or a release could be lost while
                 // the acquire it follows lands when the node resumes.
                 turn.wait().await;
+                let sent = Instant::now();
                 let request = node.eval(script, &keys, &args);
                 tokio::pin!(request);
                 let answered = tokio::select! {
@@ -436,6 +440,11 @@ impl Round {
                     Some(Err(e)) => (Vote::Failed(e), None),
                     None => (Vote::Failed(NodeError::Timeout), None),
                 };
+                let failed = match &vote {
+                    Vote::Failed(error) => Some(error.code()),
+                    _ => None,
+                };
+                stats.request(index, sent.elapsed(), failed);
                 if let (Vote::Failed(error), Some(listener)) = (&vote, &listener) {
                     listener(node.label(), error);
                 }

@@ -114,6 +114,7 @@ impl Waits {
             releases_seen: 0,
             subscription: None,
             fast_splits: 0,
+            woken: false,
         };
         if let Some(turn) = turn {
             waiting.take(turn);
@@ -160,6 +161,8 @@ pub(crate) struct Waiting<'a> {
     releases_seen: u64,
     subscription: Option<Subscription>,
     fast_splits: u32,
+    /// Whether its last wait was ended by a release (counted as a hand-off when it wins).
+    pub(crate) woken: bool,
 }
 
 impl Waiting<'_> {
@@ -185,6 +188,7 @@ impl Waiting<'_> {
 
     /// Before a retry after an attempt that saw `missed`, whose retry timer is `pause`.
     pub(crate) async fn again(&mut self, missed: Seen, pause: Duration, settings: &Settings) {
+        self.woken = false;
         let Some(releases) = self.turn.as_ref().map(|t| t.releases.clone()) else {
             tokio::select! {
                 t = &mut self.entering => self.take(t),
@@ -200,6 +204,7 @@ impl Waiting<'_> {
             if releases.count() > self.releases_seen {
                 // Released in this process since this acquirer last looked: try at once.
                 self.releases_seen = releases.count();
+                self.woken = true;
                 return;
             }
             let seen = match &self.subscription {
@@ -215,6 +220,7 @@ impl Waiting<'_> {
                         }
                         _ = releases.after(self.releases_seen) => {
                             self.releases_seen = releases.count();
+                            self.woken = true;
                             return;
                         }
                     }
@@ -229,8 +235,10 @@ impl Waiting<'_> {
                 // processes, which hear of it from the servers later.
                 _ = releases.after(self.releases_seen) => {
                     self.releases_seen = releases.count();
+                    self.woken = true;
                 }
                 _ = notices.next(seen) => {
+                    self.woken = true;
                     // Every waiter of the resource, in every process, hears the same notice:
                     // a random pause of up to two round trips lets one of them reach the
                     // nodes first, and the others find it holding a quorum and go back to
