@@ -29,9 +29,12 @@ declare class Redlock extends EventEmitter {
    *   and node-redis clients and clusters (their connection settings are read; the engine
    *   opens its own connections). Two members reaching the same server and database are
    *   refused.
-   * @param settings The defaults of every operation; an unknown name is a `TypeError`.
+   * @param settings The defaults of every operation; an unknown name is a `TypeError`. With
+   *   them, `telemetry` (the constructor's only): OpenTelemetry when `@opentelemetry/api` is
+   *   installed (default true; `false` turns it off; `{ resourceNames: false }` puts a hash
+   *   of the resource on spans instead of its name).
    */
-  constructor(clients: Redlock.Clients, settings?: Redlock.Settings)
+  constructor(clients: Redlock.Clients, settings?: Redlock.Settings & { telemetry?: Redlock.TelemetryOption })
   /** The constructor's settings, with defaults filled in. */
   readonly settings: Redlock.ResolvedSettings
   /** The members, as `host:port/db` (a cluster: `cluster[host:port,…]`). */
@@ -74,6 +77,12 @@ declare class Redlock extends EventEmitter {
    * Stops every operation under way (they reject with `RedlockClosedError`), lets requests
    * already sent finish, then closes every connection, the clients passed in included.
    */
+  /**
+   * What this client has done since it was made: per operation its outcomes and latency, per
+   * node its requests, failures and latency, the hand-offs and the locks lost. Plain data,
+   * readable after `quit()` too.
+   */
+  stats(): Redlock.Stats
   /**
    * What every node holds for a resource: per node its value, TTL and fencing counter, and
    * the verdict a client would reach. Read-only; one round trip per node, each bounded by
@@ -269,6 +278,47 @@ declare namespace Redlock {
   export type NodeError = Error & { code: string; node: string }
 
   /** What a release resolves with. */
+  /** The `telemetry` option of the constructor. */
+  export type TelemetryOption = boolean | { readonly resourceNames?: boolean }
+
+  /** Latency percentiles, in ms (all 0 before the first). */
+  export interface LatencyMs {
+    readonly count: number
+    readonly mean: number
+    readonly p50: number
+    readonly p90: number
+    readonly p99: number
+    readonly max: number
+  }
+
+  /** One operation's counts: how many ended, by outcome (`ok` or an error code). */
+  export interface OperationStats {
+    readonly count: number
+    readonly outcomes: Readonly<Record<string, number>>
+    /** From the call to its outcome. */
+    readonly latencyMs: LatencyMs
+  }
+
+  /** What `stats()` returns. */
+  export interface Stats {
+    /** When counting began (the Redlock's creation), ms since the epoch. */
+    readonly since: number
+    readonly operations: { readonly acquire: OperationStats; readonly extend: OperationStats; readonly release: OperationStats }
+    readonly nodes: ReadonlyArray<{
+      /** `host:port/db`, or `cluster[…]`. */
+      readonly node: string
+      readonly requests: number
+      /** Failed requests by code, e.g. `ERR_REDLOCK_NODE_TIMEOUT`. */
+      readonly errors: Readonly<Record<string, number>>
+      /** From a request's sending to its answer, failure or timeout. */
+      readonly latencyMs: LatencyMs
+    }>
+    /** Acquisitions granted after a release ended their wait (wake-on-release). */
+    readonly handoffs: number
+    /** Locks a watchdog found lost. */
+    readonly locksLost: number
+  }
+
   /** One resource as `inspect` found it. */
   export interface Inspection {
     readonly resource: string

@@ -78,6 +78,12 @@ withServers('demo.js --quick: locks survive 2 of 5 nodes down, fail cleanly with
     expect(p99).toBeGreaterThanOrEqual(p50)
   }
   expect(summary.errors.ERR_REDLOCK_QUORUM.name).toBe('ExecutionError')
+  // Each worker's redlock.stats(): its grants, and the quorum failures of the phase with 3 down.
+  expect(summary.engine.workers).toBe(summary.workers)
+  expect(summary.engine.acquire.outcomes.ok).toBe(summary.granted)
+  expect(summary.engine.acquire.outcomes.ERR_REDLOCK_QUORUM).toBeGreaterThan(0)
+  expect(Object.keys(summary.engine.nodes)).toHaveLength(5)
+  for (const node of Object.values(summary.engine.nodes)) expect(node.requests).toBeGreaterThan(0)
 
   // Each shared counter equals the number of increments made under its lock.
   expect(summary.lostUpdates).toBe(0)

@@ -87,6 +87,7 @@ async function main() {
   }
   clearInterval(report)
   await redlock.quit()
+  process.send({ type: 'stats', stats: redlock.stats() })
   process.send({ type: 'node-errors', counts: nodeErrors }, () => process.exit(0))
 }
 

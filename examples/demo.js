@@ -57,6 +57,8 @@ const state = {
   records: [],
   failureExample: new Map(),
   nodeErrors: new Map(),
+  /** Each worker's redlock.stats() at its end. */
+  engineStats: [],
   events: [],
 }
 
@@ -94,6 +96,9 @@ function onMessage(child, message) {
     }
     case 'node-errors':
       state.nodeErrors.set(message.worker ?? child.demoWorker, message.counts)
+      break
+    case 'stats':
+      state.engineStats.push(message.stats)
       break
   }
 }
@@ -261,9 +266,34 @@ function summarize(pids) {
       [...state.failureExample].map(([code, e]) => [code, { name: e.name, message: e.message }]),
     ),
     nodeErrors: Object.fromEntries(nodeErrorTotals()),
+    engine: engineTotals(),
     serverPids: pids,
     serversStillRunning: stillRunning,
   }
+}
+
+/**
+ * The workers' own counts, from each one's `redlock.stats()` at its end: acquisitions by
+ * outcome, the slowest worker's acquire p50 and p99, each node's requests and failures.
+ */
+function engineTotals() {
+  const outcomes = {}
+  const nodes = new Map()
+  let p50 = 0
+  let p99 = 0
+  for (const stats of state.engineStats) {
+    const { acquire } = stats.operations
+    for (const [outcome, n] of Object.entries(acquire.outcomes)) outcomes[outcome] = (outcomes[outcome] || 0) + n
+    p50 = Math.max(p50, acquire.latencyMs.p50)
+    p99 = Math.max(p99, acquire.latencyMs.p99)
+    for (const node of stats.nodes) {
+      const total = nodes.get(node.node) || { requests: 0, failed: 0 }
+      total.requests += node.requests
+      total.failed += Object.values(node.errors).reduce((a, b) => a + b, 0)
+      nodes.set(node.node, total)
+    }
+  }
+  return { workers: state.engineStats.length, acquire: { outcomes, p50Ms: p50, p99Ms: p99 }, nodes: Object.fromEntries(nodes) }
 }
 
 function printSummary(summary) {
@@ -286,6 +316,13 @@ function printSummary(summary) {
   console.log('')
   for (const [code, e] of Object.entries(summary.errors)) {
     console.log(`A caller sees ${e.name} (code ${code}): ${e.message}`)
+  }
+  const { engine } = summary
+  if (engine.workers) {
+    const outcomes = Object.entries(engine.acquire.outcomes).map(([k, n]) => `${k} ${n}`).join(', ')
+    console.log(`The workers' redlock.stats(): acquisitions ${outcomes}; acquire p50 ${engine.acquire.p50Ms} ms, p99 ${engine.acquire.p99Ms} ms (slowest worker)`)
+    const nodes = Object.entries(engine.nodes).map(([node, n]) => `${node} ${n.requests} requests, ${n.failed} failed`)
+    console.log(`  per node: ${nodes.join('; ')}`)
   }
   const nodeErrors = tally(new Map(Object.entries(summary.nodeErrors)))
   console.log(`'error' events (node failures, and releases that found no quorum): ${nodeErrors}`)

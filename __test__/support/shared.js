@@ -146,7 +146,8 @@ function runNode(args, { onSpawn, ...options } = {}) {
 
 /**
  * A throwaway project directory where 'redlock-rs' resolves to this tree, as it would once
- * installed (a symlink in its node_modules). The caller removes it.
+ * installed (a symlink in its node_modules), and the OpenTelemetry packages to this tree's.
+ * The caller removes it.
  */
 function linkedProject(prefix) {
   const fs = require('node:fs')
@@ -154,6 +155,9 @@ function linkedProject(prefix) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
   fs.mkdirSync(path.join(dir, 'node_modules'))
   fs.symlinkSync(path.resolve(__dirname, '../..'), path.join(dir, 'node_modules', 'redlock-rs'), 'dir')
+  // The OpenTelemetry packages too, for the README's observability example.
+  const otel = path.resolve(__dirname, '../../node_modules/@opentelemetry')
+  if (fs.existsSync(otel)) fs.symlinkSync(otel, path.join(dir, 'node_modules', '@opentelemetry'), 'dir')
   return dir
 }
 

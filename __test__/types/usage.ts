@@ -53,6 +53,10 @@ async function v5(redlock: Redlock): Promise<number> {
     else console.log(node.code, node.message)
   }
   const busy: boolean = (await redlock.isLocked(['a', 'b'])) || owned
+  const { operations, nodes, handoffs } = redlock.stats()
+  console.log(operations.acquire.latencyMs.p99, operations.release.outcomes.ok, nodes[0].errors, handoffs)
+  const observed = new Redlock(['redis://127.0.0.1:6379'], { telemetry: { resourceNames: false }, retryCount: 1 })
+  await observed.quit()
   await lock[Symbol.asyncDispose]()
   await redlock.quit()
   return size + lock.expiration + extended + (busy ? one.quorum : 0)
