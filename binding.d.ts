@@ -228,16 +228,19 @@ export interface Outcome {
 }
 
 /**
- * Sampled node requests, as one flat batch: for request i, `node[i]` (the node's index),
- * `ms[i]`, and `error[i]` (an index into `codes`, or -1 when it succeeded).
+ * Sampled node requests, as one flat batch: for sample i, `node[i]` (the node's index),
+ * `ms[i]`, and `error[i]` (an index into `codes`, or -1 when it succeeded); and every failed
+ * request since the last batch, counted: `failedNode[j]`, `failedCode[j]` (into `codes`),
+ * `failedCount[j]`.
  */
 export interface RequestSamples {
   node: Uint32Array
   ms: Float64Array
   error: Int32Array
+  failedNode: Uint32Array
+  failedCode: Int32Array
+  failedCount: Float64Array
   codes: Array<string>
-  /** Requests not sampled: more than the bound arrived between two drains. */
-  dropped: number
   /** Hand-offs so far (`stats().handoffs`). */
   handoffs: number
 }

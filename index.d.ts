@@ -31,8 +31,7 @@ declare class Redlock extends EventEmitter {
    *   refused.
    * @param settings The defaults of every operation; an unknown name is a `TypeError`. With
    *   them, `telemetry` (the constructor's only): OpenTelemetry when `@opentelemetry/api` is
-   *   installed (default true; `false` turns it off; `{ resourceNames: false }` puts a hash
-   *   of the resource on spans instead of its name).
+   *   installed (default true; `false` turns it off; see `TelemetryOption`).
    */
   constructor(clients: Redlock.Clients, settings?: Redlock.Settings & { telemetry?: Redlock.TelemetryOption })
   /** The constructor's settings, with defaults filled in. */
@@ -279,7 +278,17 @@ declare namespace Redlock {
 
   /** What a release resolves with. */
   /** The `telemetry` option of the constructor. */
-  export type TelemetryOption = boolean | { readonly resourceNames?: boolean }
+  export type TelemetryOption =
+    | boolean
+    | {
+        /** false: a hash of the resource on spans instead of its name. */
+        readonly resourceNames?: boolean
+        /**
+         * Default true: `acquire`, `extend` and `release` make spans only inside a trace (an
+         * active span); false: always. `using` always makes its span.
+         */
+        readonly requireParentSpan?: boolean
+      }
 
   /** Latency percentiles, in ms (all 0 before the first). */
   export interface LatencyMs {

@@ -36,10 +36,11 @@ function splitTelemetry(settings) {
     typeof telemetry === 'boolean' ||
     (telemetry !== null &&
       typeof telemetry === 'object' &&
-      Object.keys(telemetry).every((k) => k === 'resourceNames') &&
-      ['boolean', 'undefined'].includes(typeof telemetry.resourceNames))
+      Object.keys(telemetry).every((k) => k === 'resourceNames' || k === 'requireParentSpan') &&
+      ['boolean', 'undefined'].includes(typeof telemetry.resourceNames) &&
+      ['boolean', 'undefined'].includes(typeof telemetry.requireParentSpan))
   if (!valid) {
-    throw errorOf(native.invalidType('settings.telemetry', 'a boolean or { resourceNames: boolean }', telemetry))
+    throw errorOf(native.invalidType('settings.telemetry', 'a boolean or { resourceNames?: boolean, requireParentSpan?: boolean }', telemetry))
   }
   return [rest, telemetry]
 }

@@ -65,7 +65,8 @@ const total = (metric, match = () => true) =>
     .reduce((sum, p) => sum + (typeof p.value === 'number' ? p.value : p.value.count), 0)
 
 test('every metric and span appears with its documented name, unit and attributes, and no password', async () => {
-  const rl = new Redlock(urls, { retryCount: 0, requestTimeout: 300 })
+  // Spans of every operation, also outside a trace.
+  const rl = new Redlock(urls, { retryCount: 0, requestTimeout: 300, telemetry: { requireParentSpan: false } })
   const other = new Redlock(urls, { retryCount: 40, retryDelay: 500, retryJitter: 0 })
   const key = uniqueKey('otel')
 
@@ -145,9 +146,27 @@ test('every metric and span appears with its documented name, unit and attribute
   expect(everything).not.toContain(PASSWORD)
 }, 60000)
 
+test("by default an operation makes a span only inside a trace, as a child of the caller's span", async () => {
+  spans.reset()
+  const rl = new Redlock(urls.slice(0, 2))
+  await (await rl.acquire([uniqueKey('otel-bare')], 1000)).release()
+  expect(spans.getFinishedSpans()).toEqual([])
+  const tracer = trace.getTracer('test')
+  await tracer.startActiveSpan('request', async (parent) => {
+    await (await rl.acquire([uniqueKey('otel-traced')], 1000)).release()
+    parent.end()
+  })
+  await rl.quit()
+  const finished = spans.getFinishedSpans()
+  const request = finished.find((s) => s.name === 'request')
+  const children = finished.filter((s) => s.name.startsWith('redlock.'))
+  expect(children.map((s) => s.name)).toEqual(['redlock.acquire', 'redlock.release'])
+  for (const child of children) expect(child.parentSpanContext.spanId).toBe(request.spanContext().spanId)
+})
+
 test('resourceNames: false puts a hash of the resource on spans instead of its name', async () => {
   spans.reset()
-  const rl = new Redlock(urls.slice(0, 2), { telemetry: { resourceNames: false } })
+  const rl = new Redlock(urls.slice(0, 2), { telemetry: { resourceNames: false, requireParentSpan: false } })
   const key = uniqueKey('otel-secret-resource')
   await (await rl.acquire([key], 1000)).release()
   await rl.quit()
@@ -173,6 +192,7 @@ test('telemetry: false records nothing, with the API and SDK installed', async (
 test('a bad telemetry setting is a TypeError naming it', () => {
   expect(() => new Redlock(urls, { telemetry: 'yes' })).toThrow(TypeError)
   expect(() => new Redlock(urls, { telemetry: { names: false } })).toThrow(/settings\.telemetry/)
+  expect(() => new Redlock(urls, { telemetry: { requireParentSpan: 1 } })).toThrow(TypeError)
 })
 
 test('without @opentelemetry/api installed, locks work and no telemetry code is loaded', async () => {

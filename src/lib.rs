@@ -237,8 +237,7 @@ impl Redlock {
     #[napi]
     pub fn drain_requests(&self) -> outcome::RequestSamples {
         let stats = self.engine.stats();
-        let (samples, dropped) = stats.drain();
-        outcome::RequestSamples::of(&samples, dropped, stats.handoffs())
+        outcome::RequestSamples::of(stats.drain(), stats.handoffs())
     }
 
     /// What every member holds for `resources` (a name or a list of names): values, TTLs and

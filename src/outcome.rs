@@ -384,46 +384,44 @@ impl StatsReport {
     }
 }
 
-/// Sampled node requests, as one flat batch: for request i, `node[i]` (the node's index),
-/// `ms[i]`, and `error[i]` (an index into `codes`, or -1 when it succeeded).
+/// Sampled node requests, as one flat batch: for sample i, `node[i]` (the node's index),
+/// `ms[i]`, and `error[i]` (an index into `codes`, or -1 when it succeeded); and every failed
+/// request since the last batch, counted: `failedNode[j]`, `failedCode[j]` (into `codes`),
+/// `failedCount[j]`.
 #[napi(object, object_from_js = false)]
 pub struct RequestSamples {
     pub node: Uint32Array,
     pub ms: Float64Array,
     pub error: Int32Array,
+    pub failed_node: Uint32Array,
+    pub failed_code: Int32Array,
+    pub failed_count: Float64Array,
     pub codes: Vec<String>,
-    /// Requests not sampled: more than the bound arrived between two drains.
-    pub dropped: f64,
     /// Hand-offs so far (`stats().handoffs`).
     pub handoffs: f64,
 }
 
 impl RequestSamples {
-    pub fn of(
-        samples: &[redlock_core::stats::Sample],
-        dropped: u64,
-        handoffs: u64,
-    ) -> RequestSamples {
+    pub fn of(drained: redlock_core::stats::Drained, handoffs: u64) -> RequestSamples {
         let mut codes: Vec<&'static str> = Vec::new();
-        let mut error = Vec::with_capacity(samples.len());
-        for s in samples {
-            error.push(match s.error {
-                None => -1,
-                Some(code) => match codes.iter().position(|c| *c == code) {
-                    Some(i) => i as i32,
-                    None => {
-                        codes.push(code);
-                        (codes.len() - 1) as i32
-                    }
-                },
-            });
-        }
+        let mut index = |code: &'static str| match codes.iter().position(|c| *c == code) {
+            Some(i) => i as i32,
+            None => {
+                codes.push(code);
+                (codes.len() - 1) as i32
+            }
+        };
+        let samples = &drained.samples;
+        let error: Vec<i32> = samples.iter().map(|s| s.error.map_or(-1, &mut index)).collect();
+        let failed_code: Vec<i32> = drained.failed.iter().map(|((_, c), _)| index(c)).collect();
         RequestSamples {
             node: Uint32Array::new(samples.iter().map(|s| s.node as u32).collect()),
             ms: Float64Array::new(samples.iter().map(|s| s.micros as f64 / 1000.0).collect()),
             error: Int32Array::new(error),
+            failed_node: Uint32Array::new(drained.failed.iter().map(|((n, _), _)| *n as u32).collect()),
+            failed_code: Int32Array::new(failed_code),
+            failed_count: Float64Array::new(drained.failed.iter().map(|(_, n)| *n as f64).collect()),
             codes: codes.into_iter().map(str::to_owned).collect(),
-            dropped: dropped as f64,
             handoffs: handoffs as f64,
         }
     }

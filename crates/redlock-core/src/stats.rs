@@ -39,8 +39,10 @@ impl Op {
 /// The outcome of an operation that succeeded.
 pub const OK: &str = "ok";
 
-/// The most request samples kept between two drains; more are counted as dropped.
-pub const MAX_SAMPLES: usize = 65_536;
+/// The most request latencies sampled per member between two drains (the binding drains
+/// once a second): under load the latency histogram gets a sample of the requests, and the
+/// work of handing them over stays bounded. Failures are counted apart, every one.
+pub const SAMPLES_PER_NODE: u32 = 1000;
 
 /// One member's request, kept for telemetry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,14 @@ pub struct Sample {
     pub micros: u64,
     /// The node error's code, when it failed.
     pub error: Option<&'static str>,
+}
+
+/// What [`Stats::drain`] hands over.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub samples: Vec<Sample>,
+    /// `((member, code), how many)`.
+    pub failed: Vec<((usize, &'static str), u64)>,
 }
 
 /// Percentiles of a latency, in ms.
@@ -136,7 +146,10 @@ struct Inner {
     ops: [Counts; 3],
     nodes: Vec<Counts>,
     samples: Vec<Sample>,
-    dropped: u64,
+    /// Per member: samples taken since the last drain.
+    sampled: Vec<u32>,
+    /// Failed requests since the last drain, by member and code.
+    failed: BTreeMap<(usize, &'static str), u64>,
 }
 
 /// A client's counts ([module docs](self)).
@@ -157,7 +170,8 @@ impl Stats {
                 ops: [Counts::new(), Counts::new(), Counts::new()],
                 nodes: (0..nodes).map(|_| Counts::new()).collect(),
                 samples: Vec::new(),
-                dropped: 0,
+                sampled: vec![0; nodes],
+                failed: BTreeMap::new(),
             }),
             sampling: AtomicBool::new(false),
             handoffs: AtomicU64::new(0),
@@ -178,15 +192,19 @@ impl Stats {
     pub fn request(&self, node: usize, elapsed: Duration, error: Option<&'static str>) {
         let mut inner = self.inner();
         inner.nodes[node].record(elapsed, error);
-        if self.sampling.load(Ordering::Relaxed) {
-            match inner.samples.len() < MAX_SAMPLES {
-                true => inner.samples.push(Sample {
-                    node,
-                    micros: elapsed.as_micros() as u64,
-                    error,
-                }),
-                false => inner.dropped += 1,
-            }
+        if !self.sampling.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(code) = error {
+            *inner.failed.entry((node, code)).or_default() += 1;
+        }
+        if inner.sampled[node] < SAMPLES_PER_NODE {
+            inner.sampled[node] += 1;
+            inner.samples.push(Sample {
+                node,
+                micros: elapsed.as_micros() as u64,
+                error,
+            });
         }
     }
 
@@ -213,11 +231,15 @@ impl Stats {
         }
     }
 
-    /// The samples kept since the last drain, and how many were dropped over the bound.
-    pub fn drain(&self) -> (Vec<Sample>, u64) {
+    /// The samples kept since the last drain (at most [`SAMPLES_PER_NODE`] per member), and
+    /// every failed request since then, counted by member and code.
+    pub fn drain(&self) -> Drained {
         let mut inner = self.inner();
-        let dropped = std::mem::take(&mut inner.dropped);
-        (std::mem::take(&mut inner.samples), dropped)
+        inner.sampled.iter_mut().for_each(|n| *n = 0);
+        Drained {
+            samples: std::mem::take(&mut inner.samples),
+            failed: std::mem::take(&mut inner.failed).into_iter().collect(),
+        }
     }
 
     /// Everything counted so far.
@@ -288,16 +310,24 @@ mod tests {
     }
 
     #[test]
-    fn samples_are_kept_only_while_sampling_and_bounded() {
-        let stats = Stats::new(1);
+    fn samples_are_kept_only_while_sampling_and_bounded_failures_all_counted() {
+        let stats = Stats::new(2);
         stats.request(0, Duration::from_micros(10), None);
-        assert_eq!(stats.drain(), (vec![], 0));
+        assert_eq!(stats.drain(), Drained::default());
         stats.sample(true);
-        for _ in 0..MAX_SAMPLES + 3 {
+        let timeout = Some("ERR_REDLOCK_NODE_TIMEOUT");
+        for _ in 0..SAMPLES_PER_NODE + 3 {
             stats.request(0, Duration::from_micros(10), None);
+            stats.request(1, Duration::from_micros(10), timeout);
         }
-        let (samples, dropped) = stats.drain();
-        assert_eq!((samples.len(), dropped), (MAX_SAMPLES, 3));
-        assert_eq!(stats.drain(), (vec![], 0));
+        let drained = stats.drain();
+        let per_node = |n| drained.samples.iter().filter(|s| s.node == n).count();
+        assert_eq!(per_node(0), SAMPLES_PER_NODE as usize);
+        assert_eq!(per_node(1), SAMPLES_PER_NODE as usize);
+        let all = u64::from(SAMPLES_PER_NODE) + 3;
+        assert_eq!(drained.failed, vec![((1, "ERR_REDLOCK_NODE_TIMEOUT"), all)]);
+        assert_eq!(stats.drain(), Drained::default());
+        stats.request(0, Duration::from_micros(10), None);
+        assert_eq!(stats.drain().samples.len(), 1, "the bound is per drain");
     }
 }
