@@ -97,7 +97,14 @@ class Telemetry {
     /** Grant instants, for the hold time. */
     this.granted = new WeakMap()
     native.sampleRequests(true)
-    this.timer = setInterval(() => this.drain(), DRAIN_MS).unref()
+    // Held weakly: a Redlock dropped without quit() is not kept alive by its timer.
+    const self = new WeakRef(this)
+    const timer = setInterval(() => {
+      const telemetry = self.deref()
+      if (telemetry) telemetry.drain()
+      else clearInterval(timer)
+    }, DRAIN_MS).unref()
+    this.timer = timer
   }
 
   /** Records the node requests sampled by the engine since the last drain, and the hand-offs. */
