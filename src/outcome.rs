@@ -412,15 +412,22 @@ impl RequestSamples {
             }
         };
         let samples = &drained.samples;
-        let error: Vec<i32> = samples.iter().map(|s| s.error.map_or(-1, &mut index)).collect();
+        let error: Vec<i32> = samples
+            .iter()
+            .map(|s| s.error.map_or(-1, &mut index))
+            .collect();
         let failed_code: Vec<i32> = drained.failed.iter().map(|((_, c), _)| index(c)).collect();
         RequestSamples {
             node: Uint32Array::new(samples.iter().map(|s| s.node as u32).collect()),
             ms: Float64Array::new(samples.iter().map(|s| s.micros as f64 / 1000.0).collect()),
             error: Int32Array::new(error),
-            failed_node: Uint32Array::new(drained.failed.iter().map(|((n, _), _)| *n as u32).collect()),
+            failed_node: Uint32Array::new(
+                drained.failed.iter().map(|((n, _), _)| *n as u32).collect(),
+            ),
             failed_code: Int32Array::new(failed_code),
-            failed_count: Float64Array::new(drained.failed.iter().map(|(_, n)| *n as f64).collect()),
+            failed_count: Float64Array::new(
+                drained.failed.iter().map(|(_, n)| *n as f64).collect(),
+            ),
             codes: codes.into_iter().map(str::to_owned).collect(),
             handoffs: handoffs as f64,
         }
