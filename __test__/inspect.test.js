@@ -56,10 +56,12 @@ test('a held lock: verdict held with its value, every node with the value, its T
     expect(values[i]).toBe(lock.value)
     expect(node.ttlMs).toBeGreaterThan(8000)
     expect(node.ttlMs).toBeLessThanOrEqual(10000)
-    expect(node.fencingCounter).toBe(lock.fencingToken)
+    // The token reached a quorum before the grant; a node beyond it may not have it yet.
+    if (node.fencingCounter !== null) expect(node.fencingCounter <= lock.fencingToken).toBe(true)
     expect(node.otherType).toBe(false)
   }
   expect(report.nodes.filter((n) => n.value === lock.value).length).toBeGreaterThanOrEqual(3)
+  expect(report.nodes.filter((n) => n.fencingCounter === lock.fencingToken).length).toBeGreaterThanOrEqual(3)
 
   const [mine] = await rl.inspect(lock)
   expect(mine).toMatchObject({ resource: key, verdict: 'held', ours: true })
