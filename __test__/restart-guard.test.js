@@ -186,7 +186,11 @@ test('a majority restarted together: the default mode grants and says so, strict
   const restarts = () => told.filter((e) => e.code === 'ERR_REDLOCK_NODE_RESTARTED')
   await until(() => restarts().length >= 3, { message: 'one event per young server' })
   expect(new Set(restarts().map((e) => e.node)).size).toBe(restarts().length)
-  expect(restarts()[0].message).toMatch(/its vote counted: a majority of the servers restarted within the window/)
+  // Reported once per restart: as left out by an attempt that heard only some of them young,
+  // or as counted. The grant itself counted young votes: only two servers are old.
+  for (const e of restarts()) expect(e.message).toMatch(/less than the restart guard's window/)
+  const granted = lock.attempts[lock.attempts.length - 1].votesFor
+  expect([2, 3, 4].some((i) => granted.has(label(i)))).toBe(true)
   await lock.release()
 }, 30000)
 
