@@ -69,6 +69,10 @@ export declare class Redlock {
   checkAutoExtension(duration: unknown, settings?: unknown | undefined | null): void
   /** Acquires a lock on `resources` (a name or a list of names) for `duration` ms. */
   acquire(resources: unknown, duration: unknown, settings?: unknown | undefined | null, cancellation?: Cancellation | undefined | null): Promise<Outcome>
+  /** Throws what `acquirePermits` would refuse of a semaphore's `resource` and `permits`. */
+  checkSemaphore(resource: unknown, permits: unknown): void
+  /** Acquires `count` of the `permits` permits of semaphore `resource` for `duration` ms. */
+  acquirePermits(resource: unknown, permits: unknown, duration: unknown, count: unknown, settings?: unknown | undefined | null, cancellation?: Cancellation | undefined | null): Promise<Outcome>
   /** Extends `lock` to expire `duration` ms from now; updates it in place. */
   extend(lock: Lock, duration: unknown, settings?: unknown | undefined | null): Promise<Outcome>
   /** Releases `lock` on every node that still holds it. */

@@ -73,6 +73,12 @@ declare class Redlock extends EventEmitter {
   ): Promise<T>
   using<T>(resources: Redlock.Resources, duration: number, routine: Redlock.UsingRoutine<T>): Promise<T>
   /**
+   * A semaphore on `resource` with `permits` permits (an integer from 1 to 1024): at most
+   * that many holders at once, each permit a slot held on a quorum like a mutex. Throws a
+   * `TypeError`/`RangeError` naming the argument for a bad `resource` or `permits`.
+   */
+  semaphore(resource: string, permits: number): Redlock.Semaphore
+  /**
    * Stops every operation under way (they reject with `RedlockClosedError`), lets requests
    * already sent finish, then closes every connection, the clients passed in included.
    */
@@ -229,6 +235,30 @@ declare namespace Redlock {
   export interface CallSettings extends Settings {
     /** Aborting it stops the acquisition, which rejects with `AbortError`. */
     readonly signal?: AbortSignal
+  }
+
+  /** The settings of `Semaphore#acquire`: a call's settings and how many permits to take. */
+  export interface PermitSettings extends CallSettings {
+    /** How many permits to take at once, all or none: an integer from 1 to `permits`. Default 1. */
+    readonly count?: number
+  }
+
+  /** At most `permits` holders of `resource` at a time. Made by `Redlock#semaphore`. */
+  export class Semaphore {
+    private constructor()
+    /** The resource, as given. */
+    readonly resource: string
+    /** How many permits it has. */
+    readonly permits: number
+    /**
+     * Acquires one permit (or `settings.count`) for `duration` ms; resolves with a `Lock` on
+     * the permit slots it holds (`lock.resources`), released and extended like any lock.
+     * Rejects as `Redlock#acquire` does, with `ResourceLockedError` when every permit is held.
+     */
+    acquire(duration: number, settings?: PermitSettings): Promise<Lock>
+    /** Runs `routine` while holding permits, as `Redlock#using` runs it while holding a lock. */
+    using<T>(duration: number, settings: PermitSettings | undefined, routine: UsingRoutine<T>): Promise<T>
+    using<T>(duration: number, routine: UsingRoutine<T>): Promise<T>
   }
 
   /** The second argument of a `using` routine (sesame's `RedlockUsingContext`). */

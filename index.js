@@ -264,6 +264,37 @@ class Lock {
 }
 
 /** A Redlock client over N independent Redis masters. */
+/**
+ * At most `permits` holders of `resource` at a time (`Redlock#semaphore`). Each grant is a
+ * `Lock` on the permit slots it holds: release, extend, `Symbol.asyncDispose` and `using`'s
+ * watchdog work as for a mutex.
+ */
+class Semaphore {
+  #acquire
+  #using
+
+  /** @internal Semaphores are made by `Redlock#semaphore`. */
+  constructor(token, resource, permits, acquire, using) {
+    if (token !== internal) {
+      throw new TypeError('Semaphore instances are made by Redlock#semaphore')
+    }
+    this.resource = resource
+    this.permits = permits
+    this.#acquire = acquire
+    this.#using = using
+  }
+
+  /** Acquires one permit for `duration` ms, or `settings.count` permits at once (all or none). */
+  acquire(duration, settings) {
+    return this.#acquire(duration, settings)
+  }
+
+  /** Runs `routine(signal, { lock, extensions })` while holding permits, as `Redlock#using`. */
+  using(duration, settings, routine) {
+    return this.#using(duration, settings, routine)
+  }
+}
+
 class Redlock extends EventEmitter {
   #native
   #stragglers = null
@@ -322,6 +353,33 @@ class Redlock extends EventEmitter {
     if (typeof settings === 'function') {
       return withCallback(this.acquire(resources, duration), settings)
     }
+    const start = (binding, cancellation) => binding.acquire(resources, duration, settings, cancellation)
+    return this.#acquire(resources, copy(resources), settings, start)
+  }
+
+  /**
+   * A semaphore of `permits` permits on `resource`: at most that many holders at once,
+   * each permit held on a quorum like a mutex (docs/SAFETY.md).
+   */
+  semaphore(resource, permits) {
+    this.#call((binding) => binding.checkSemaphore(resource, permits))
+    const acquire = (duration, settings) => {
+      let count
+      let own = settings
+      if (isPlainSettings(settings)) ({ count, ...own } = settings)
+      const start = (binding, cancellation) =>
+        binding.acquirePermits(resource, permits, duration, count, own, cancellation)
+      return this.#acquire(resource, resource, settings, start)
+    }
+    const using = (duration, settings, routine) => {
+      const run = () => this.#using((s) => acquire(duration, s), duration, settings, routine)
+      return this.#telemetry ? this.#telemetry.using(resource, run) : run()
+    }
+    return new Semaphore(internal, resource, permits, acquire, using)
+  }
+
+  /** Acquires by `start(binding, cancellation)`, with the settings' AbortSignal and telemetry. */
+  #acquire(resources, requested, settings, start) {
     const signal = settings != null && typeof settings === 'object' ? settings.signal : undefined
     if (signal !== undefined && !isAbortSignal(signal)) {
       return Promise.reject(typeError('settings.signal', 'an instance of AbortSignal', signal))
@@ -332,22 +390,16 @@ class Redlock extends EventEmitter {
     const cancellation = signal ? new native.Cancellation() : undefined
     const onAbort = () => cancellation.cancel()
     if (signal) signal.addEventListener('abort', onAbort, { once: true })
-    const acquired = () => this.#acquired(resources, duration, settings, cancellation, signal, onAbort)
+    const acquired = () =>
+      this.#run((binding) => start(binding, cancellation), signal)
+        .then((outcome) => {
+          const attempts = outcome.attempts.map(executionStats)
+          return new Lock(internal, this, outcome.lock, requested, attempts, extensionSettings(settings))
+        })
+        .finally(() => {
+          if (signal) signal.removeEventListener('abort', onAbort)
+        })
     return this.#telemetry ? this.#telemetry.acquire(resources, acquired) : acquired()
-  }
-
-  #acquired(resources, duration, settings, cancellation, signal, onAbort) {
-    return this.#run(
-      (binding) => binding.acquire(resources, duration, settings, cancellation),
-      signal,
-    )
-      .then((outcome) => {
-        const attempts = outcome.attempts.map(executionStats)
-        return new Lock(internal, this, outcome.lock, copy(resources), attempts, extensionSettings(settings))
-      })
-      .finally(() => {
-        if (signal) signal.removeEventListener('abort', onAbort)
-      })
   }
 
   /** Releases `lock`. Resolves `{ nodesHeld, attempts }`, also for an expired lock. */
@@ -439,11 +491,11 @@ class Redlock extends EventEmitter {
    * released. A release failure never replaces the routine's own result or error.
    */
   using(resources, duration, settings, routine) {
-    const using = () => this.#using(resources, duration, settings, routine)
+    const using = () => this.#using((s) => this.acquire(resources, duration, s), duration, settings, routine)
     return this.#telemetry ? this.#telemetry.using(resources, using) : using()
   }
 
-  async #using(resources, duration, settings, routine) {
+  async #using(acquire, duration, settings, routine) {
     if (typeof settings === 'function') {
       routine = settings
       settings = undefined
@@ -452,7 +504,7 @@ class Redlock extends EventEmitter {
       throw typeError('routine', 'of type function', routine)
     }
     this.#call((binding) => binding.checkAutoExtension(duration, settings))
-    const lock = await this.acquire(resources, duration, settings)
+    const lock = await acquire(settings)
     const { signal, stop, extensions } = this.#autoExtend(lock, { duration, settings })
     // sesame's context: the lock, and how many times it has been extended so far.
     const context = Object.freeze({
@@ -614,6 +666,11 @@ function extensionSettings(settings) {
 }
 
 /** An iterable object that is not an array (a Set of clients, say). */
+/** Settings given as an object of our own (not an array, a function, or another value to refuse). */
+function isPlainSettings(settings) {
+  return settings != null && typeof settings === 'object' && !Array.isArray(settings)
+}
+
 function isIterableObject(value) {
   return (
     value !== null &&
@@ -699,6 +756,7 @@ module.exports = Redlock
 module.exports.default = Redlock
 module.exports.Redlock = Redlock
 module.exports.Lock = Lock
+module.exports.Semaphore = Semaphore
 module.exports.ExecutionError = ExecutionError
 module.exports.ResourceLockedError = ResourceLockedError
 module.exports.LockExpiredError = LockExpiredError

@@ -162,6 +162,50 @@ impl Redlock {
         })
     }
 
+    /// Throws what `acquirePermits` would refuse of a semaphore's `resource` and `permits`.
+    #[napi]
+    pub fn check_semaphore(&self, env: &Env, resource: Unknown, permits: Unknown) -> Result<()> {
+        checked(env, || args::semaphore(&resource, &permits).map(|_| ()))
+    }
+
+    /// Acquires `count` of the `permits` permits of semaphore `resource` for `duration` ms.
+    #[napi(ts_return_type = "Promise<Outcome>")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn acquire_permits<'env>(
+        &self,
+        env: &'env Env,
+        resource: Unknown,
+        permits: Unknown,
+        duration: Unknown,
+        count: Unknown,
+        settings: Option<Unknown>,
+        cancellation: Option<&Cancellation>,
+    ) -> Result<PromiseRaw<'env, Outcome>> {
+        let (resource, permits, count, ttl, settings) = checked(env, || {
+            let (resource, permits) = args::semaphore(&resource, &permits)?;
+            let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
+            let count = match count.get_type()? {
+                napi::ValueType::Undefined => 1,
+                _ => args::integer(&count, "settings.count", 1.0, f64::from(permits))? as u32,
+            };
+            let settings = self.settings.merge(settings, "settings")?.to_core();
+            Ok((resource, permits, count, ttl, settings))
+        })?;
+        let (engine, labels) = (self.engine.clone(), self.labels.clone());
+        let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
+        runtime::spawn(env, async move {
+            let started = Instant::now();
+            let acquired =
+                engine.acquire_permits(&resource, permits, count, ttl, &settings, &cancel);
+            let acquired = acquired.await;
+            counted(&engine, Op::Acquire, started, &acquired);
+            match acquired {
+                Ok(lock) => Outcome::held(lock, &labels),
+                Err(e) => failure(&e, &labels, count as usize),
+            }
+        })
+    }
+
     /// Extends `lock` to expire `duration` ms from now; updates it in place.
     #[napi(ts_return_type = "Promise<Outcome>")]
     pub fn extend<'env>(

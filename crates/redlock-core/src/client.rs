@@ -139,6 +139,7 @@ impl Redlock {
         let target = Target {
             value: &lock.value,
             resources: &lock.resources,
+            whole: lock.whole(),
             lanes: &lock.lanes,
         };
         Round::start(

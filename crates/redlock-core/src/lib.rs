@@ -22,6 +22,7 @@
 //! - [`restart`]: the restart guard, which leaves out the votes of servers that restarted
 //!   too lately to remember the locks they granted;
 //! - [`lane`]: the per-node ordering of one lock's commands;
+//! - [`semaphore`]: K permits of a resource, each a slot held like a mutex on a quorum;
 //! - [`watchdog`]: the task that keeps a lock extended while its holder works;
 //! - [`script`]: the Lua scripts, in the meaning node-redlock gives them, and how one is sent;
 //! - [`error`]: every failure of an operation, and [`fault`]: every failure of one node, each
@@ -46,6 +47,7 @@ pub mod restart;
 pub mod retry;
 pub mod round;
 pub mod script;
+pub mod semaphore;
 pub mod settings;
 pub mod stats;
 pub mod tls;

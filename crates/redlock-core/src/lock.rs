@@ -22,6 +22,10 @@ pub struct Lock {
     /// meaningful to its own nodes.
     pub(crate) owner: u64,
     pub(crate) fencing_token: OnceLock<i64>,
+    /// For a semaphore's permits ([`crate::semaphore`]): every slot of the semaphore, which
+    /// its release clears of this lock's value (a node beyond the quorum may have taken
+    /// other slots than the granted ones) and whose line it hands on to.
+    pub(crate) slots: Option<Arc<[String]>>,
 }
 
 impl Lock {
@@ -40,7 +44,13 @@ impl Lock {
             lanes,
             owner,
             fencing_token: OnceLock::new(),
+            slots: None,
         }
+    }
+
+    /// The keys a release clears: the resources, or for a semaphore's permits every slot.
+    pub(crate) fn whole(&self) -> &[String] {
+        self.slots.as_deref().unwrap_or(&self.resources)
     }
 
     /// The wall-clock instant (ms since the Unix epoch) at which the lock's validity ends.
@@ -107,6 +117,28 @@ impl Registry {
             locks.retain(|_, l| l.strong_count() > 0);
         }
         locks.insert(value, Arc::downgrade(&lock));
+        lock
+    }
+
+    /// The permits `held` of the semaphore whose every slot `probe` acquired: a lock on
+    /// those slots, with the probe's value, lanes, validity, attempts and fencing token,
+    /// registered in its place.
+    pub(crate) fn narrowed(&self, probe: &Lock, held: Vec<String>) -> Arc<Lock> {
+        let mut lock = Lock::new(
+            held,
+            probe.value.clone(),
+            probe.lanes.clone(),
+            self.id,
+            probe.expiration(),
+        );
+        *lock.attempts.get_mut().unwrap_or_else(|p| p.into_inner()) = probe.attempts();
+        if let Some(token) = probe.fencing_token() {
+            let _ = lock.fencing_token.set(token);
+        }
+        lock.slots = Some(probe.resources.clone().into());
+        let lock = Arc::new(lock);
+        self.locks()
+            .insert(lock.value.clone(), Arc::downgrade(&lock));
         lock
     }
 

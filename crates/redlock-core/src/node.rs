@@ -36,6 +36,8 @@ pub struct Answer {
     pub counter: Option<i64>,
     pub holder: Option<String>,
     pub health: Option<Arc<Health>>,
+    /// The semaphore slots taken ([`crate::script::PERMITS`]), 1-based; empty otherwise.
+    pub slots: Vec<u32>,
 }
 
 /// One member of the quorum and its shared connection.
@@ -396,12 +398,14 @@ fn to_answer(value: redis::Value) -> Result<Answer, NodeError> {
             counter: None,
             holder: None,
             health: None,
+            slots: Vec::new(),
         }),
         redis::Value::BulkString(holder) => Ok(Answer {
             count: 0,
             counter: None,
             holder: Some(String::from_utf8_lossy(&holder).into_owned()),
             health: None,
+            slots: Vec::new(),
         }),
         redis::Value::Array(items) => match items.as_slice() {
             [redis::Value::Int(count), redis::Value::Int(counter)] => Ok(Answer {
@@ -409,7 +413,29 @@ fn to_answer(value: redis::Value) -> Result<Answer, NodeError> {
                 counter: Some(*counter),
                 holder: None,
                 health: None,
+                slots: Vec::new(),
             }),
+            [redis::Value::Int(count), counter, slots @ ..] if !slots.is_empty() => {
+                let slot = |v: &redis::Value| match v {
+                    redis::Value::Int(i) => u32::try_from(*i).ok(),
+                    _ => None,
+                };
+                let taken: Option<Vec<u32>> = slots.iter().map(slot).collect();
+                let counter = match counter {
+                    redis::Value::Int(counter) => Some(*counter),
+                    _ => None,
+                };
+                match taken {
+                    Some(slots) => Ok(Answer {
+                        count: *count,
+                        counter,
+                        holder: None,
+                        health: None,
+                        slots,
+                    }),
+                    None => Err(NodeError::Server(format!("unexpected answer {items:?}"))),
+                }
+            }
             _ => Err(NodeError::Server(format!("unexpected answer {items:?}"))),
         },
         redis::Value::ServerError(e) => Err(server_error(e)),

@@ -25,8 +25,18 @@ use crate::notice;
 use crate::quorum;
 use crate::round::{Attempt, Counting, Decided, Keys, Request, Round};
 use crate::script;
+use crate::semaphore;
 use crate::settings::Settings;
 use crate::wait::{Missed, Outcome, Seen, Tried};
+
+/// What an acquisition takes of its lock's keys.
+#[derive(Clone, Copy)]
+pub(crate) enum Take {
+    /// Every key: a mutex on all of the resources.
+    Keys,
+    /// This many of the keys, a semaphore's slots ([`crate::semaphore`]).
+    Permits(u32),
+}
 
 impl Redlock {
     /// Acquires a lock on all of `resources` for `ttl`.
@@ -52,10 +62,25 @@ impl Redlock {
         cancel: &CancellationToken,
     ) -> Result<Arc<Lock>, Error> {
         self.check_open()?;
+        let lock = self.locks.create(resources, random_value());
+        self.acquiring(&lock, Take::Keys, ttl, settings, cancel)
+            .await
+            .map(|_| lock)
+    }
+
+    /// Acquires `lock` as `take` says, as [`Redlock::acquire_cancellable`] describes, and
+    /// answers the semaphore slots granted (none for a mutex).
+    pub(crate) async fn acquiring(
+        &self,
+        lock: &Lock,
+        take: Take,
+        ttl: Duration,
+        settings: &Settings,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<u32>, Error> {
         if cancel.is_cancelled() {
             return Err(Error::Aborted { attempts: vec![] });
         }
-        let lock = self.locks.create(resources, random_value());
         let per_node = settings.request_timeout.min(ttl);
         let deadline = async {
             match settings.acquire_timeout {
@@ -67,13 +92,13 @@ impl Redlock {
         let acquiring = async {
             let entering = self.waits.line(&self.nodes, &lock.resources);
             tokio::pin!(entering);
-            let mut waiting = self
-                .waits
-                .join(&self.nodes, &lock, per_node, entering)
-                .await;
+            let mut waiting = self.waits.join(&self.nodes, lock, per_node, entering).await;
             waiting.first(settings).await;
-            let attempt = || self.attempt(&lock, ttl, settings);
-            let granted = |validity, attempts| lock.granted(validity, attempts);
+            let attempt = || self.attempt(lock, take, ttl, settings);
+            let granted = |(validity, slots), attempts| {
+                lock.granted(validity, attempts);
+                slots
+            };
             let acquired = self
                 .retries(settings)
                 .run(
@@ -90,7 +115,7 @@ impl Redlock {
             acquired
         };
         let stopped = tokio::select! {
-            acquired = acquiring => return acquired.map(|()| lock),
+            acquired = acquiring => return acquired,
             _ = cancel.cancelled() => Error::Aborted { attempts: vec![] },
             _ = deadline => Error::AcquireTimeout { attempts: vec![] },
             // Closed: the connections are gone, so is any chance of an undo.
@@ -98,7 +123,7 @@ impl Redlock {
         };
         // An attempt may have been in flight: undo it on every node, after it (the lanes see
         // to the order), before answering.
-        self.undo(&lock, &[], per_node).decide(true).await;
+        self.undo(lock, &[], per_node).decide(true).await;
         Err(match stopped {
             Error::Aborted { .. } => Error::Aborted { attempts },
             _ => Error::AcquireTimeout { attempts },
@@ -106,26 +131,52 @@ impl Redlock {
     }
 
     /// One attempt: the acquire script on every node, decided at quorum, then with fencing
-    /// the token written to a quorum. Granted with a quorum and validity left (the validity is
-    /// its outcome); a failed attempt is undone on every node (the undo is left under way).
-    async fn attempt(&self, lock: &Lock, ttl: Duration, settings: &Settings) -> Tried<Duration> {
+    /// the token written to a quorum. Granted with a quorum and validity left (the validity
+    /// and the slots granted are its outcome); a failed attempt is undone on every node (the
+    /// undo is left under way).
+    async fn attempt(
+        &self,
+        lock: &Lock,
+        take: Take,
+        ttl: Duration,
+        settings: &Settings,
+    ) -> Tried<(Duration, Vec<u32>)> {
         let per_node = settings.request_timeout.min(ttl);
         let ttl_arg = ttl.as_millis().to_string();
         let locks = lock.resources.len().to_string();
-        let (args, keys): (&[&str], _) = match settings.fencing {
-            true => (&[&ttl_arg, &locks], Keys::LockThenCounters),
-            false => (&[&ttl_arg], Keys::Lock),
+        let keys = match settings.fencing {
+            true => Keys::LockThenCounters,
+            false => Keys::Lock,
+        };
+        let (script, wanted, first) = match take {
+            Take::Keys => (&*script::ACQUIRE, String::new(), String::new()),
+            Take::Permits(count) => {
+                let first = semaphore::first_slot(lock.resources.len());
+                (&*script::PERMITS, count.to_string(), first.to_string())
+            }
+        };
+        let args: &[&str] = match (take, settings.fencing) {
+            (Take::Keys, true) => &[&ttl_arg, &locks],
+            (Take::Keys, false) => &[&ttl_arg],
+            (Take::Permits(_), _) => &[&ttl_arg, &locks, &wanted, &first],
         };
         let guard = Some(self.guard_for(settings, ttl));
         let start = Instant::now();
         let decided = self
-            .round(lock, &script::ACQUIRE, args, keys, per_node, guard)
+            .round(lock, script, args, keys, per_node, guard)
             .decide(false)
             .await;
         self.report_restarts(&decided);
-        let (held, split) = (decided.held(), decided.split());
+        let (held, mut split) = (decided.held(), decided.split());
         let another_won = decided.won_by_another();
-        let (mut granted, mut record) = (decided.quorum, decided.record);
+        let slots = match take {
+            Take::Keys => Some(Vec::new()),
+            Take::Permits(count) => semaphore::granted(&decided.slots, self.nodes.len(), count),
+        };
+        // A quorum of nodes took permits, but not the same ones: contenders split the slots.
+        split |= decided.quorum && slots.is_none();
+        let mut granted = decided.quorum && slots.is_some();
+        let mut record = decided.record;
         let token = decided.highest_counter.unwrap_or(0) + 1;
         if granted && settings.fencing {
             // The token goes to a quorum before the lock counts as granted; a failure there is
@@ -145,7 +196,7 @@ impl Redlock {
             if settings.fencing {
                 let _ = lock.fencing_token.set(token);
             }
-            return (record, Outcome::Done(validity));
+            return (record, Outcome::Done((validity, slots.unwrap_or_default())));
         }
         // Undo this attempt on every node, including those that have not answered yet: their
         // lanes hold the undo back until they have. The undo announces the keys it frees, so
@@ -252,7 +303,7 @@ impl Redlock {
         // in one round trip instead of two. (Where a deletion waited for its lane or its
         // connection, that attempt may find the key still there and miss; the servers' notice
         // of the deletion then wakes it, as it wakes the other processes.)
-        let hand_on = || self.waits.released(&self.nodes, &lock.resources);
+        let hand_on = || self.waits.released(&self.nodes, lock.whole());
         let attempt = || async {
             let announce = &[notice::CHANNEL_PREFIX];
             let decided = self
@@ -279,13 +330,14 @@ impl Redlock {
             .await
     }
 
-    /// Starts deleting the lock's keys on every node where they still hold its value (the
-    /// release script), announcing each deletion on the channels prefixed by `announce`.
+    /// Starts deleting the lock's keys (for permits, every slot of the semaphore) on every
+    /// node where they still hold its value (the release script), announcing each deletion
+    /// on the channels prefixed by `announce`.
     fn undo(&self, lock: &Lock, announce: &[&str], per_node: Duration) -> Round {
         let request = Request {
             script: &script::RELEASE,
             args: announce,
-            keys: Keys::Lock,
+            keys: Keys::Whole,
             counting: Counting::Answered,
             guard: None,
         };

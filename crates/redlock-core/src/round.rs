@@ -147,6 +147,9 @@ pub(crate) struct Decided {
     /// The young servers that voted for, with what the guard made of them (a
     /// [`NodeError::Restarted`]) and what the servers said.
     pub(crate) restarted: Vec<(usize, NodeError, Arc<Health>)>,
+    /// The semaphore slots each node that voted for took (node index, slots), for
+    /// [`crate::script::PERMITS`]; empty for other scripts.
+    pub(crate) slots: Vec<(usize, Vec<u32>)>,
 }
 
 impl Decided {
@@ -227,6 +230,8 @@ pub(crate) struct Request<'a> {
 pub(crate) struct Target<'a> {
     pub(crate) value: &'a str,
     pub(crate) resources: &'a [String],
+    /// What [`Keys::Whole`] names: [`crate::lock::Lock::whole`].
+    pub(crate) whole: &'a [String],
     pub(crate) lanes: &'a Lanes,
 }
 
@@ -239,6 +244,8 @@ pub(crate) enum Keys {
     LockThenCounters,
     /// The fencing counters only.
     Counters,
+    /// Every key a release clears ([`crate::lock::Lock::whole`]).
+    Whole,
 }
 
 impl Drop for Round {
@@ -255,6 +262,8 @@ impl Round {
         let mut holders: HashMap<String, usize> = HashMap::new();
         // Votes for from young servers: where they are in the record, and their servers.
         let mut young_for: Vec<(usize, Duration, Arc<Health>)> = Vec::new();
+        // Slots taken by the nodes that voted for: where they are in the record.
+        let mut slots: Vec<(usize, Vec<u32>)> = Vec::new();
         loop {
             let driving = !self.requests.is_empty();
             let received = tokio::select! {
@@ -267,9 +276,13 @@ impl Round {
                 break;
             };
             let counts = self.record.counting.counts(&vote);
-            if let Some(answer) = answer {
+            if let Some(mut answer) = answer {
                 if vote.is_for() {
                     highest_counter = highest_counter.max(answer.counter);
+                    if !answer.slots.is_empty() {
+                        let taken = std::mem::take(&mut answer.slots);
+                        slots.push((self.record.votes.len(), taken));
+                    }
                 }
                 if let Some(holder) = answer.holder {
                     *holders.entry(holder).or_default() += 1;
@@ -315,6 +328,12 @@ impl Round {
                 restarted.push((node, error, health));
             }
         }
+        // A vote the guard left out takes no slot.
+        let slots = slots
+            .into_iter()
+            .filter(|(at, _)| self.record.votes[*at].1.is_for())
+            .map(|(at, taken)| (self.record.votes[at].0, taken))
+            .collect();
         let quorum = self.decision() == Some(true);
         let record = Attempt {
             votes: std::mem::take(&mut self.record.votes),
@@ -326,6 +345,7 @@ impl Round {
             highest_counter,
             strongest_holder: holders.values().copied().max().unwrap_or(0),
             restarted,
+            slots,
         }
     }
 
@@ -406,6 +426,7 @@ impl Round {
             let lock_keys = lock.resources.iter().map(|r| node.key(r));
             let keys: Vec<String> = match keys {
                 Keys::Lock => lock_keys.collect(),
+                Keys::Whole => lock.whole.iter().map(|r| node.key(r)).collect(),
                 Keys::Counters => lock_keys.map(|k| fence::counter_key(&k)).collect(),
                 Keys::LockThenCounters => {
                     let lock_keys: Vec<String> = lock_keys.collect();

@@ -1,4 +1,4 @@
-//! The three Lua scripts of Redlock, each run atomically on one node over all of a lock's
+//! The Lua scripts of Redlock, each run atomically on one node over all of a lock's
 //! keys, so that a multi-resource lock is all-or-nothing on every node.
 //!
 //! They keep node-redlock's meaning (keys are the resource names, the value is a plain
@@ -240,9 +240,55 @@ return deleted
     )
 });
 
+/// Takes `ARGV[4]` permits of a semaphore whose `ARGV[3]` slots are the first keys
+/// ([`crate::semaphore`]): in the order that starts at slot `ARGV[5]` (0-based) and wraps
+/// around, the first slots that are free or hold our value `ARGV[1]` are set to it with a TTL
+/// of `ARGV[2]` ms, all of them or none. Answers the holder of the first slot found held when
+/// too few are free, else `{permits, highest counter or nil, slot, …}` with the 1-based slots
+/// taken. The keys after the slots are their fencing counters ([`crate::fence`]).
+pub static PERMITS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local slots, want, first = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local taken, holder = {}, false
+for step = 0, slots - 1 do
+  local i = (first + step) % slots + 1
+  local held = redis.call("GET", KEYS[i])
+  if held and held ~= ARGV[1] then
+    holder = holder or held
+  else
+    taken[#taken + 1] = i
+    if #taken == want then
+      break
+    end
+  end
+end
+if #taken < want then
+  return holder
+end
+local answer = {want, false}
+for _, i in ipairs(taken) do
+  redis.call("SET", KEYS[i], ARGV[1], "PX", ARGV[2])
+  answer[#answer + 1] = i
+end
+if #KEYS > slots then
+  local highest = 0
+  for i = slots + 1, #KEYS do
+    local counter = tonumber(redis.call("GET", KEYS[i]) or "0") or 0
+    if counter > highest then
+      highest = counter
+    end
+  end
+  answer[2] = highest
+end
+return answer
+"#,
+    )
+});
+
 /// Every script, for loading them into a node's cache as soon as a connection opens.
-pub fn all() -> [&'static Script; 5] {
-    [&ACQUIRE, &EXTEND, &RELEASE, &FENCE, &INSPECT]
+pub fn all() -> [&'static Script; 6] {
+    [&ACQUIRE, &EXTEND, &RELEASE, &FENCE, &INSPECT, &PERMITS]
 }
 
 /// Reads, changing nothing, what a node holds for one resource: `KEYS[1]` the lock key,
