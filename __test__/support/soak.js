@@ -52,15 +52,18 @@ function flatness(samples, warmUpMs, { fdSlack = 16, rssSlack = 0.25 } = {}) {
   const tail = after.slice(Math.floor((after.length * 2) / 3))
   const meanRss = tail.reduce((a, s) => a + s.rss, 0) / tail.length
   const growth = meanRss / base.rss - 1
-  const fdsEnd = after[after.length - 1].fds
-  const fdRange = [Math.min(...after.map((s) => s.fds)), Math.max(...after.map((s) => s.fds))]
+  // Descriptors come and go with the faults (a killed or cut node's sockets close until it is
+  // back), so any one sample may be a low point: a leak shows as a tail whose peak rises above
+  // every peak before it.
+  const peak = (list) => Math.max(...list.map((s) => s.fds))
+  const fdsPeakBefore = peak(samples.slice(0, samples.length - tail.length))
+  const fdsPeakTail = peak(tail)
   return {
     judged: true,
     rssGrowth: growth,
-    fdsAtWarmUp: base.fds,
-    fdsEnd,
-    fdRange,
-    flat: growth <= rssSlack && fdsEnd <= base.fds + fdSlack,
+    fdsPeakBefore,
+    fdsPeakTail,
+    flat: growth <= rssSlack && fdsPeakTail <= fdsPeakBefore + fdSlack,
   }
 }
 
@@ -247,7 +250,7 @@ function formatSoak(r) {
     `| after quit | | ${mb(r.afterQuit.rss)} | ${r.afterQuit.fds} |`,
     '',
     f.judged
-      ? `after warm-up: RSS ${f.rssGrowth >= 0 ? '+' : ''}${(f.rssGrowth * 100).toFixed(1)} % (last third's mean against the first sample), fds ${f.fdsAtWarmUp} -> ${f.fdsEnd} (range ${f.fdRange.join('-')}): ${f.flat ? 'flat' : 'NOT FLAT'}`
+      ? `after warm-up: RSS ${f.rssGrowth >= 0 ? '+' : ''}${(f.rssGrowth * 100).toFixed(1)} % (last third's mean against the first sample), fds peak ${f.fdsPeakBefore} before the last third, ${f.fdsPeakTail} in it: ${f.flat ? 'flat' : 'NOT FLAT'}`
       : 'too few samples after warm-up to judge flatness',
     `problems ${r.problems.length}`,
   ]
