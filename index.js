@@ -364,15 +364,16 @@ class Redlock extends EventEmitter {
   semaphore(resource, permits) {
     this.#call((binding) => binding.checkSemaphore(resource, permits))
     const acquire = (duration, settings) => {
-      let count
-      let own = settings
-      if (isPlainSettings(settings)) ({ count, ...own } = settings)
+      const [count, own] = splitCount(settings)
       const start = (binding, cancellation) =>
         binding.acquirePermits(resource, permits, duration, count, own, cancellation)
-      return this.#acquire(resource, resource, settings, start)
+      return this.#acquire(resource, resource, own, start)
     }
     const using = (duration, settings, routine) => {
-      const run = () => this.#using((s) => acquire(duration, s), duration, settings, routine)
+      if (typeof settings === 'function') [settings, routine] = [undefined, settings]
+      const [count, own] = splitCount(settings)
+      const take = (s) => acquire(duration, count === undefined ? s : { ...s, count })
+      const run = () => this.#using(take, duration, own, routine)
       return this.#telemetry ? this.#telemetry.using(resource, run) : run()
     }
     return new Semaphore(internal, resource, permits, acquire, using)
@@ -666,9 +667,15 @@ function extensionSettings(settings) {
 }
 
 /** An iterable object that is not an array (a Set of clients, say). */
-/** Settings given as an object of our own (not an array, a function, or another value to refuse). */
-function isPlainSettings(settings) {
-  return settings != null && typeof settings === 'object' && !Array.isArray(settings)
+/**
+ * A semaphore's settings as `[count, the rest]`: `count` is the acquisition's alone, not a
+ * setting that its lock's extensions reuse. Anything but a settings object is left to the
+ * checks that refuse it.
+ */
+function splitCount(settings) {
+  if (settings == null || typeof settings !== 'object' || Array.isArray(settings)) return [undefined, settings]
+  const { count, ...rest } = settings
+  return [count, rest]
 }
 
 function isIterableObject(value) {

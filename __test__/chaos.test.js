@@ -34,6 +34,21 @@ describe('the checker', () => {
     expect(violations[0].second.worker).toBe(2)
   })
 
+  test('with K permits, finds the K+1-th holder at once, counting a holder of n permits n times', () => {
+    const far = 10 ** 13
+    const permits = (w, n, ...cp) => ({ ...section(w, 's', ...cp), n })
+    const two = [permits(1, 1, [1, 0, far], [9, 0, far]), permits(2, 1, [2, 0, far], [8, 0, far])]
+    expect(findViolations(two, 2).violations).toEqual([])
+    const third = permits(3, 1, [3, 0, far], [4, 0, far])
+    const { violations } = findViolations([...two, third], 2)
+    expect(violations).toHaveLength(1)
+    expect(violations[0]).toMatchObject({ holders: 3, second: { worker: 3 } })
+    // One holder of 2 permits and one of 1: three permits of two.
+    expect(findViolations([permits(1, 2, [1, 0, far], [5, 0, far]), permits(2, 1, [2, 0, far], [3, 0, far])], 2).violations).toHaveLength(1)
+    // After the first ended, a third holder is within the limit.
+    expect(findViolations([...two, permits(3, 1, [10, 0, far], [11, 0, far])], 2).violations).toEqual([])
+  })
+
   test("a section counts only up to the holder's expiration", () => {
     const { violations, truncated, lateStarts } = findViolations([
       // Holder 1's last checkpoint came after its expiration (local 200 > 150): its valid
@@ -151,6 +166,32 @@ test(
   },
   120000,
 )
+
+describe('semaphores', () => {
+  test(
+    `never more than K holders under ${RESTART_SECONDS} s of seeded faults (2 permits, 1 or 2 at a time)`,
+    async () => {
+      const seed = randomSeed()
+      const report = await runChaos({ seconds: RESTART_SECONDS, seed, permits: 2, maxCount: 2, resources: 2 })
+      console.log(`chaos, semaphores (replay with CHAOS_SEED=${seed}):\n${formatReport(report)}`)
+      expect(report.violations).toEqual([])
+      expect(report.problems).toEqual([])
+      expect(report.faultsInjected).toBeGreaterThanOrEqual(RESTART_SECONDS / 2)
+      expect(report.granted).toBeGreaterThan(RESTART_SECONDS * 3)
+    },
+    (RESTART_SECONDS + 90) * 1000,
+  )
+
+  test(
+    'the check is not vacuous: a majority flushed again and again shows more than K holders',
+    async () => {
+      const report = await runChaos({ seconds: 8, seed: 5, unsafe: true, workers: 3, permits: 2, maxCount: 2, resources: 1 })
+      expect(report.violations.length).toBeGreaterThan(0)
+      expect(Math.max(...report.violations.map((v) => v.holders))).toBeGreaterThan(1)
+    },
+    120000,
+  )
+})
 
 describe('nodes without persistence, restarted at once', () => {
   // Fixed, so that the guard-off runs replay the same plan; any seed shows overlaps there.

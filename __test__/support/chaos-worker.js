@@ -89,17 +89,23 @@ async function run(config) {
       const resource = rand.pick(config.resources)
       const names = Array.isArray(resource) ? resource : [resource]
       const ttl = rand.int(config.ttl[0], config.ttl[1])
+      // With permits: 1 to maxCount permits of the semaphore of that name.
+      const count = config.permits > 0 ? rand.int(1, config.maxCount) : 1
+      const acquire = () =>
+        config.permits > 0
+          ? redlock.semaphore(names.join('+'), config.permits).acquire(ttl, { count })
+          : redlock.acquire(names, ttl)
       let lock
       stats.acquires += 1
       try {
-        lock = await timed('acquire', () => redlock.acquire(names, ttl))
+        lock = await timed('acquire', acquire)
       } catch (error) {
         failed('acquire', error)
         await sleep(rand.int(0, 40))
         continue
       }
       stats.granted += 1
-      const section = { r: names.join('+'), w: config.id, v: lock.value, cp: [] }
+      const section = { r: names.join('+'), n: count, w: config.id, v: lock.value, cp: [] }
       sections.push(section)
       const checkpoint = async () => {
         const expiration = lock.expiration

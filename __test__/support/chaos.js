@@ -38,6 +38,10 @@ const DEFAULTS = {
   settings: { retryCount: 3, retryDelay: 60, retryJitter: 40, requestTimeout: 150 },
   longHoldChance: 0,
   longHoldMs: 0,
+  // With permits > 0 the loops take permits of semaphores (1 to maxCount at a time) instead of
+  // locks, and the check allows `permits` holders of a resource at once.
+  permits: 0,
+  maxCount: 1,
 }
 
 /**
@@ -330,8 +334,12 @@ function validInterval(section) {
   return { start: section.cp[0][0], end: section.cp[last][0], section, truncated: last < section.cp.length - 1 }
 }
 
-/** Pairs of sections of one resource whose valid parts overlap in the clock's order. */
-function findViolations(sections) {
+/**
+ * Sections of one resource whose valid parts overlap in the clock's order beyond `limit`
+ * holders (a section holding n permits counts n): each violation names the section that
+ * went over and the first of those it overlapped.
+ */
+function findViolations(sections, limit = 1) {
   const byResource = new Map()
   let lateStarts = 0
   let truncated = 0
@@ -348,12 +356,15 @@ function findViolations(sections) {
   const violations = []
   for (const [resource, intervals] of byResource) {
     intervals.sort((a, b) => a.start - b.start)
-    let open = null
+    let open = []
     for (const interval of intervals) {
-      if (open && interval.start <= open.end) {
-        violations.push({ resource, first: describe(open), second: describe(interval) })
+      // Every checkpoint has a seq of its own: a section still open at this start overlaps it.
+      open = open.filter((o) => o.end >= interval.start)
+      const held = open.reduce((n, o) => n + (o.section.n ?? 1), 0) + (interval.section.n ?? 1)
+      if (held > limit) {
+        violations.push({ resource, holders: open.length + 1, first: describe(open[0] ?? interval), second: describe(interval) })
       }
-      if (!open || interval.end > open.end) open = interval
+      open.push(interval)
     }
   }
   return { violations, lateStarts, truncated }
@@ -487,13 +498,15 @@ function summarize({ seed, seconds, o, resources, plan, faults, injectErrors, re
     for (const p of r.stats.slow) problems.push(`worker ${id} slow operation: ${p}`)
   }
   for (const e of injectErrors) problems.push(`fault injection failed: ${e}`)
-  const { violations, lateStarts, truncated } = findViolations(sections)
+  const { violations, lateStarts, truncated } = findViolations(sections, o.permits || 1)
   return {
     seed,
     seconds,
     processes: o.workers,
     loopsPerProcess: o.loops,
     resources: resources.length,
+    permits: o.permits,
+    maxCount: o.maxCount,
     faultsPlanned: plan.length,
     faultsInjected: Object.values(faults).reduce((a, b) => a + b, 0),
     faults,
@@ -549,6 +562,8 @@ function startWorkers(o, { seed, clients, clockUrl, resources }) {
       extendChance: o.extendChance,
       slackMs: o.slackMs,
       settings: o.settings,
+      permits: o.permits,
+      maxCount: o.maxCount,
     }),
   )
 }
@@ -591,7 +606,8 @@ const GUARD_NAMES = new Map([
 /** The report as text. */
 function formatReport(r) {
   const lines = [
-    `seed ${r.seed} | ${r.seconds} s | ${r.processes} processes x ${r.loopsPerProcess} loops | ${r.resources} resources`,
+    `seed ${r.seed} | ${r.seconds} s | ${r.processes} processes x ${r.loopsPerProcess} loops | ${r.resources} resources` +
+      (r.permits ? ` | semaphores of ${r.permits} permits, 1-${r.maxCount} at a time` : ''),
     ...('restarts' in r
       ? [
           `restarts ${r.restarts ? `${r.restarts}, all at once, no persistence` : 'nodes 0-2 persistent at once, 3-4 delayed'}` +

@@ -2,8 +2,16 @@
 // writes it, in CommonJS with the classic resolution (node10) and no esModuleInterop.
 import Redlock, { ExecutionError, Lock, LockError, ResourceLockedError, type Settings } from '../..'
 import type { AutoExtension, ExecutionStats, Inspection, RedlockAbortSignal, ReleaseResult, UsingContext } from '../..'
-import { AbortError, AcquireTimeoutError, MaxHoldError } from '../..'
+import { AbortError, AcquireTimeoutError, MaxHoldError, Semaphore } from '../..'
 import IORedis from 'ioredis'
+
+async function permits(redlock: Redlock): Promise<string[]> {
+  const uploads: Semaphore = redlock.semaphore('uploads', 4)
+  const two: Lock = await uploads.acquire(1000, { count: 2, retryCount: -1, signal: AbortSignal.timeout(5000) })
+  await two.release()
+  const limit: number = uploads.permits
+  return uploads.using(1000, async (signal, { lock }) => (signal.aborted || limit < 1 ? [] : lock.resources))
+}
 
 async function waiting(redlock: Redlock): Promise<boolean> {
   const controller = new AbortController()
