@@ -3,21 +3,23 @@
 // The long form of the mutual-exclusion check under faults (the Jest suite runs a short one):
 //
 //   npm run chaos -- --minutes 10 [--seed N] [--workers 4] [--loops 2] [--resources 3]
-//                    [--restarts minority|any] [--guard on|off|strict] [--json]
+//                    [--restarts minority|any] [--guard on|off|strict]
+//                    [--permits K [--count N]] [--json]
 //
 // Starts its own 6 throwaway redis-servers on loopback, prints the report, and exits 1 on
 // any violation, hang, unhandled rejection or unexpected error. `--seed` replays a run's
 // fault plan. `--restarts` runs every node without persistence, restarting at once (a
 // minority of nodes young at a time, or any number); `--guard` is the workers'
-// `restartGuard` (on, the library's default; off; strict).
+// `restartGuard` (on, the library's default; off; strict). `--permits` takes permits of
+// semaphores of K permits (1 to N at a time) instead of locks, and checks at most K holders.
 
 const { parseArgs } = require('node:util')
 const { runChaos, formatReport } = require('../__test__/support/chaos')
 
 const USAGE =
   'usage: npm run chaos -- --minutes M [--seed N] [--workers W] [--loops L] [--resources R] ' +
-  '[--restarts minority|any] [--guard on|off|strict] [--json]'
-const NUMBERS = ['minutes', 'seed', 'workers', 'loops', 'resources']
+  '[--restarts minority|any] [--guard on|off|strict] [--permits K [--count N]] [--json]'
+const NUMBERS = ['minutes', 'seed', 'workers', 'loops', 'resources', 'permits', 'count']
 const GUARDS = { on: true, off: false, strict: 'strict' }
 
 function usage(why) {
@@ -69,6 +71,7 @@ async function main() {
     ...(o.resources && { resources: o.resources }),
     ...(o.restarts && { restarts: o.restarts }),
     ...(o.guard !== undefined && { guard: o.guard }),
+    ...(o.permits && { permits: o.permits, maxCount: Math.min(o.count || 1, o.permits) }),
     log: (line) => console.log(line),
   })
   console.log(`\n${formatReport(report)}\nwall time ${Math.round((Date.now() - started) / 1000)} s`)
