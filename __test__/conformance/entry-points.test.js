@@ -10,7 +10,7 @@ const { linkedProject, runNode } = require('../support/shared')
 
 const NAMES = [
   'AbortError', 'AcquireTimeoutError', 'ExecutionError', 'Lock', 'LockError', 'LockExpiredError',
-  'MaxHoldError', 'Redlock', 'RedlockClosedError', 'ResourceLockedError', 'default',
+  'MaxHoldError', 'Redlock', 'RedlockClosedError', 'ResourceLockedError', 'Semaphore', 'default',
 ]
 
 let dir
