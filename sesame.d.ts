@@ -23,6 +23,7 @@ declare namespace Redlock {
   export { SesameRedlock as default, SesameRedlock as Redlock }
 
   export import Lock = Main.Lock
+  export import Semaphore = Main.Semaphore
   export import ExecutionError = Main.ExecutionError
   export import LockError = Main.LockError
   export import ResourceLockedError = Main.ResourceLockedError

@@ -19,6 +19,7 @@ module.exports = Redlock
 module.exports.default = Redlock
 module.exports.Redlock = Redlock
 module.exports.Lock = Main.Lock
+module.exports.Semaphore = Main.Semaphore
 module.exports.ExecutionError = Main.ExecutionError
 module.exports.ResourceLockedError = Main.ResourceLockedError
 module.exports.LockExpiredError = Main.LockExpiredError
