@@ -73,6 +73,13 @@ export declare class Redlock {
   checkSemaphore(resource: unknown, permits: unknown): void
   /** Acquires `count` of the `permits` permits of semaphore `resource` for `duration` ms. */
   acquirePermits(resource: unknown, permits: unknown, duration: unknown, count: unknown, settings?: unknown | undefined | null, cancellation?: Cancellation | undefined | null): Promise<Outcome>
+  /** Throws what `acquireReadWrite` would refuse of a read-write lock's `resource`. */
+  checkReadWrite(resource: unknown): void
+  /**
+   * Acquires the write side (`write` true) or the read side of the read-write lock on
+   * `resource` for `duration` ms.
+   */
+  acquireReadWrite(resource: unknown, write: boolean, duration: unknown, settings?: unknown | undefined | null, cancellation?: Cancellation | undefined | null): Promise<Outcome>
   /** Extends `lock` to expire `duration` ms from now; updates it in place. */
   extend(lock: Lock, duration: unknown, settings?: unknown | undefined | null): Promise<Outcome>
   /** Releases `lock` on every node that still holds it. */

@@ -79,6 +79,12 @@ declare class Redlock extends EventEmitter {
    */
   semaphore(resource: string, permits: number): Redlock.Semaphore
   /**
+   * A read-write lock on `resource`: `read` admits any number of holders at once, `write` one
+   * holder alone, excluding every reader. Write-preferring: once a writer waits, new readers
+   * wait behind it for as long as it keeps asking. Throws a `TypeError` for a bad `resource`.
+   */
+  readWriteLock(resource: string): Redlock.ReadWriteLock
+  /**
    * Stops every operation under way (they reject with `RedlockClosedError`), lets requests
    * already sent finish, then closes every connection, the clients passed in included.
    */
@@ -259,6 +265,30 @@ declare namespace Redlock {
     /** Runs `routine` while holding permits, as `Redlock#using` runs it while holding a lock. */
     using<T>(duration: number, settings: PermitSettings | undefined, routine: UsingRoutine<T>): Promise<T>
     using<T>(duration: number, routine: UsingRoutine<T>): Promise<T>
+  }
+
+  /** One side of a `ReadWriteLock`. */
+  export interface LockSide {
+    /**
+     * Acquires this side for `duration` ms; resolves with a `Lock` on the read-write lock's
+     * keys, released and extended like any lock. A write lock takes a fencing token with
+     * `fencing: true`; a read lock never does.
+     */
+    acquire(duration: number, settings?: CallSettings): Promise<Lock>
+    /** Runs `routine` while holding this side, as `Redlock#using` runs it while holding a lock. */
+    using<T>(duration: number, settings: CallSettings | undefined, routine: UsingRoutine<T>): Promise<T>
+    using<T>(duration: number, routine: UsingRoutine<T>): Promise<T>
+  }
+
+  /** Readers together, or one writer alone, on `resource`. Made by `Redlock#readWriteLock`. */
+  export class ReadWriteLock {
+    private constructor()
+    /** The resource, as given. */
+    readonly resource: string
+    /** The shared side: any number of readers at once, while no writer holds or waits. */
+    readonly read: LockSide
+    /** The exclusive side: one writer, while no reader and no other writer holds it. */
+    readonly write: LockSide
   }
 
   /** The second argument of a `using` routine (sesame's `RedlockUsingContext`). */

@@ -295,6 +295,40 @@ class Semaphore {
   }
 }
 
+/** One side of a `ReadWriteLock`: `acquire` and `using`, as a semaphore's. */
+class LockSide {
+  #acquire
+  #using
+
+  /** @internal Made by `Redlock#readWriteLock`. */
+  constructor(token, acquire, using) {
+    if (token !== internal) throw new TypeError('LockSide instances are made by Redlock#readWriteLock')
+    this.#acquire = acquire
+    this.#using = using
+  }
+
+  /** Acquires this side for `duration` ms; resolves with a `Lock`. */
+  acquire(duration, settings) {
+    return this.#acquire(duration, settings)
+  }
+
+  /** Runs `routine(signal, { lock, extensions })` while holding this side, as `Redlock#using`. */
+  using(duration, settings, routine) {
+    return this.#using(duration, settings, routine)
+  }
+}
+
+/** Readers together or one writer alone on `resource` (`Redlock#readWriteLock`). */
+class ReadWriteLock {
+  /** @internal Made by `Redlock#readWriteLock`. */
+  constructor(token, resource, read, write) {
+    if (token !== internal) throw new TypeError('ReadWriteLock instances are made by Redlock#readWriteLock')
+    this.resource = resource
+    this.read = read
+    this.write = write
+  }
+}
+
 class Redlock extends EventEmitter {
   #native
   #stragglers = null
@@ -369,14 +403,33 @@ class Redlock extends EventEmitter {
         binding.acquirePermits(resource, permits, duration, count, own, cancellation)
       return this.#acquire(resource, resource, own, start)
     }
-    const using = (duration, settings, routine) => {
-      if (typeof settings === 'function') [settings, routine] = [undefined, settings]
-      const [count, own] = splitCount(settings)
-      const take = (s) => acquire(duration, count === undefined ? s : { ...s, count })
-      const run = () => this.#using(take, duration, own, routine)
+    return new Semaphore(internal, resource, permits, acquire, this.#usingBy(resource, acquire))
+  }
+
+  /**
+   * A read-write lock on `resource`: `read` lets any number of holders in at once, `write`
+   * one holder alone. Write-preferring: once a writer waits, new readers wait behind it, for
+   * as long as it keeps asking (docs/SAFETY.md).
+   */
+  readWriteLock(resource) {
+    this.#call((binding) => binding.checkReadWrite(resource))
+    const side = (write) => {
+      const acquire = (duration, settings) => {
+        const start = (binding, cancellation) =>
+          binding.acquireReadWrite(resource, write, duration, settings, cancellation)
+        return this.#acquire(resource, resource, settings, start)
+      }
+      return new LockSide(internal, acquire, this.#usingBy(resource, acquire))
+    }
+    return new ReadWriteLock(internal, resource, side(false), side(true))
+  }
+
+  /** `using(duration, settings?, routine)` over `acquire(duration, settings)`. */
+  #usingBy(resource, acquire) {
+    return (duration, settings, routine) => {
+      const run = () => this.#using((s) => acquire(duration, s), duration, settings, routine)
       return this.#telemetry ? this.#telemetry.using(resource, run) : run()
     }
-    return new Semaphore(internal, resource, permits, acquire, using)
   }
 
   /** Acquires by `start(binding, cancellation)`, with the settings' AbortSignal and telemetry. */
@@ -504,9 +557,11 @@ class Redlock extends EventEmitter {
     if (typeof routine !== 'function') {
       throw typeError('routine', 'of type function', routine)
     }
-    this.#call((binding) => binding.checkAutoExtension(duration, settings))
+    // A semaphore's `count` is the acquisition's alone; the watchdog extends with the rest.
+    const [, own] = splitCount(settings)
+    this.#call((binding) => binding.checkAutoExtension(duration, own))
     const lock = await acquire(settings)
-    const { signal, stop, extensions } = this.#autoExtend(lock, { duration, settings })
+    const { signal, stop, extensions } = this.#autoExtend(lock, { duration, settings: own })
     // sesame's context: the lock, and how many times it has been extended so far.
     const context = Object.freeze({
       lock,
@@ -764,6 +819,7 @@ module.exports.default = Redlock
 module.exports.Redlock = Redlock
 module.exports.Lock = Lock
 module.exports.Semaphore = Semaphore
+module.exports.ReadWriteLock = ReadWriteLock
 module.exports.ExecutionError = ExecutionError
 module.exports.ResourceLockedError = ResourceLockedError
 module.exports.LockExpiredError = LockExpiredError

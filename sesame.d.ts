@@ -24,6 +24,7 @@ declare namespace Redlock {
 
   export import Lock = Main.Lock
   export import Semaphore = Main.Semaphore
+  export import ReadWriteLock = Main.ReadWriteLock
   export import ExecutionError = Main.ExecutionError
   export import LockError = Main.LockError
   export import ResourceLockedError = Main.ResourceLockedError

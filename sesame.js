@@ -20,6 +20,7 @@ module.exports.default = Redlock
 module.exports.Redlock = Redlock
 module.exports.Lock = Main.Lock
 module.exports.Semaphore = Main.Semaphore
+module.exports.ReadWriteLock = Main.ReadWriteLock
 module.exports.ExecutionError = Main.ExecutionError
 module.exports.ResourceLockedError = Main.ResourceLockedError
 module.exports.LockExpiredError = Main.LockExpiredError

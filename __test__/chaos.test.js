@@ -49,6 +49,16 @@ describe('the checker', () => {
     expect(findViolations([...two, permits(3, 1, [10, 0, far], [11, 0, far])], 2).violations).toEqual([])
   })
 
+  test('with read-write locks, finds a writer overlapping anyone, and lets readers overlap', () => {
+    const far = 10 ** 13
+    const as = (w, mode, ...cp) => ({ ...section(w, 'd', ...cp), mode })
+    const readers = [as(1, 'r', [1, 0, far], [9, 0, far]), as(2, 'r', [2, 0, far], [8, 0, far])]
+    expect(findViolations(readers).violations).toEqual([])
+    expect(findViolations([...readers, as(3, 'w', [3, 0, far], [4, 0, far])]).violations).toHaveLength(1)
+    expect(findViolations([as(1, 'w', [1, 0, far], [5, 0, far]), as(2, 'r', [2, 0, far], [3, 0, far])]).violations).toHaveLength(1)
+    expect(findViolations([...readers, as(3, 'w', [10, 0, far], [11, 0, far])]).violations).toEqual([])
+  })
+
   test("a section counts only up to the holder's expiration", () => {
     const { violations, truncated, lateStarts } = findViolations([
       // Holder 1's last checkpoint came after its expiration (local 200 > 150): its valid
@@ -188,6 +198,31 @@ describe('semaphores', () => {
       const report = await runChaos({ seconds: 8, seed: 5, unsafe: true, workers: 3, permits: 2, maxCount: 2, resources: 1 })
       expect(report.violations.length).toBeGreaterThan(0)
       expect(Math.max(...report.violations.map((v) => v.holders))).toBeGreaterThan(1)
+    },
+    120000,
+  )
+})
+
+describe('read-write locks', () => {
+  test(
+    `a writer never overlaps another holder under ${RESTART_SECONDS} s of seeded faults`,
+    async () => {
+      const seed = randomSeed()
+      const report = await runChaos({ seconds: RESTART_SECONDS, seed, rw: true, resources: 2 })
+      console.log(`chaos, read-write locks (replay with CHAOS_SEED=${seed}):\n${formatReport(report)}`)
+      expect(report.violations).toEqual([])
+      expect(report.problems).toEqual([])
+      expect(report.faultsInjected).toBeGreaterThanOrEqual(RESTART_SECONDS / 2)
+      expect(report.granted).toBeGreaterThan(RESTART_SECONDS * 3)
+    },
+    (RESTART_SECONDS + 90) * 1000,
+  )
+
+  test(
+    'the check is not vacuous: a majority flushed again and again shows a writer overlapping',
+    async () => {
+      const report = await runChaos({ seconds: 8, seed: 5, unsafe: true, workers: 3, rw: true, writeChance: 0.5, resources: 1 })
+      expect(report.violations.length).toBeGreaterThan(0)
     },
     120000,
   )

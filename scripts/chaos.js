@@ -4,21 +4,22 @@
 //
 //   npm run chaos -- --minutes 10 [--seed N] [--workers 4] [--loops 2] [--resources 3]
 //                    [--restarts minority|any] [--guard on|off|strict]
-//                    [--permits K [--count N]] [--json]
+//                    [--permits K [--count N] | --rw] [--json]
 //
 // Starts its own 6 throwaway redis-servers on loopback, prints the report, and exits 1 on
 // any violation, hang, unhandled rejection or unexpected error. `--seed` replays a run's
 // fault plan. `--restarts` runs every node without persistence, restarting at once (a
 // minority of nodes young at a time, or any number); `--guard` is the workers'
 // `restartGuard` (on, the library's default; off; strict). `--permits` takes permits of
-// semaphores of K permits (1 to N at a time) instead of locks, and checks at most K holders.
+// semaphores of K permits (1 to N at a time) instead of locks, and checks at most K holders;
+// `--rw` takes read-write locks (a third of them write locks), and checks that no writer overlaps.
 
 const { parseArgs } = require('node:util')
 const { runChaos, formatReport } = require('../__test__/support/chaos')
 
 const USAGE =
   'usage: npm run chaos -- --minutes M [--seed N] [--workers W] [--loops L] [--resources R] ' +
-  '[--restarts minority|any] [--guard on|off|strict] [--permits K [--count N]] [--json]'
+  '[--restarts minority|any] [--guard on|off|strict] [--permits K [--count N] | --rw] [--json]'
 const NUMBERS = ['minutes', 'seed', 'workers', 'loops', 'resources', 'permits', 'count']
 const GUARDS = { on: true, off: false, strict: 'strict' }
 
@@ -37,12 +38,13 @@ function options(args) {
         restarts: { type: 'string' },
         guard: { type: 'string' },
         json: { type: 'boolean' },
+        rw: { type: 'boolean' },
       },
     }))
   } catch (error) {
     usage(error.message)
   }
-  const o = { minutes: 1, json: !!values.json }
+  const o = { minutes: 1, json: !!values.json, rw: !!values.rw }
   for (const name of NUMBERS) {
     if (values[name] === undefined) continue
     const value = Number(values[name])
@@ -72,6 +74,7 @@ async function main() {
     ...(o.restarts && { restarts: o.restarts }),
     ...(o.guard !== undefined && { guard: o.guard }),
     ...(o.permits && { permits: o.permits, maxCount: Math.min(o.count || 1, o.permits) }),
+    ...(o.rw && { rw: true }),
     log: (line) => console.log(line),
   })
   console.log(`\n${formatReport(report)}\nwall time ${Math.round((Date.now() - started) / 1000)} s`)

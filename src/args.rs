@@ -248,16 +248,22 @@ pub fn duration(value: &Unknown, name: &str) -> Checked<u64> {
 /// A semaphore's resource (one non-empty string) and its number of permits (an integer in
 /// 1..=[`redlock_core::semaphore::MAX_PERMITS`]).
 pub fn semaphore(resource: &Unknown, permits: &Unknown) -> Checked<(String, u32)> {
-    if resource.get_type()? != ValueType::String {
-        return Err(invalid_type("resource", "of type string", resource).into());
-    }
-    let resource = string(resource, "resource")?;
-    if resource.is_empty() {
-        return Err(invalid_value("resource", "it is an empty string").into());
-    }
+    let resource = one_resource(resource, "resource")?;
     let most = f64::from(redlock_core::semaphore::MAX_PERMITS);
     let permits = integer(permits, "permits", 1.0, most)? as u32;
     Ok((resource, permits))
+}
+
+/// One resource name: a non-empty string.
+pub fn one_resource(value: &Unknown, name: &str) -> Checked<String> {
+    if value.get_type()? != ValueType::String {
+        return Err(invalid_type(name, "of type string", value).into());
+    }
+    let resource = string(value, name)?;
+    if resource.is_empty() {
+        return Err(invalid_value(name, "it is an empty string").into());
+    }
+    Ok(resource)
 }
 
 /// One resource name or a non-empty array of them; each a non-empty string.

@@ -206,6 +206,46 @@ impl Redlock {
         })
     }
 
+    /// Throws what `acquireReadWrite` would refuse of a read-write lock's `resource`.
+    #[napi]
+    pub fn check_read_write(&self, env: &Env, resource: Unknown) -> Result<()> {
+        checked(env, || {
+            args::one_resource(&resource, "resource").map(|_| ())
+        })
+    }
+
+    /// Acquires the write side (`write` true) or the read side of the read-write lock on
+    /// `resource` for `duration` ms.
+    #[napi(ts_return_type = "Promise<Outcome>")]
+    pub fn acquire_read_write<'env>(
+        &self,
+        env: &'env Env,
+        resource: Unknown,
+        write: bool,
+        duration: Unknown,
+        settings: Option<Unknown>,
+        cancellation: Option<&Cancellation>,
+    ) -> Result<PromiseRaw<'env, Outcome>> {
+        let (resource, ttl, settings) = checked(env, || {
+            let resource = args::one_resource(&resource, "resource")?;
+            let ttl = Duration::from_millis(args::duration(&duration, "duration")?);
+            let settings = self.settings.merge(settings, "settings")?.to_core();
+            Ok((resource, ttl, settings))
+        })?;
+        let (engine, labels) = (self.engine.clone(), self.labels.clone());
+        let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
+        runtime::spawn(env, async move {
+            let started = Instant::now();
+            let acquired = engine.acquire_rw(&resource, write, ttl, &settings, &cancel);
+            let acquired = acquired.await;
+            counted(&engine, Op::Acquire, started, &acquired);
+            match acquired {
+                Ok(lock) => Outcome::held(lock, &labels),
+                Err(e) => failure(&e, &labels, 1),
+            }
+        })
+    }
+
     /// Extends `lock` to expire `duration` ms from now; updates it in place.
     #[napi(ts_return_type = "Promise<Outcome>")]
     pub fn extend<'env>(

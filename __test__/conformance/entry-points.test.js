@@ -10,7 +10,7 @@ const { linkedProject, runNode } = require('../support/shared')
 
 const NAMES = [
   'AbortError', 'AcquireTimeoutError', 'ExecutionError', 'Lock', 'LockError', 'LockExpiredError',
-  'MaxHoldError', 'Redlock', 'RedlockClosedError', 'ResourceLockedError', 'Semaphore', 'default',
+  'MaxHoldError', 'ReadWriteLock', 'Redlock', 'RedlockClosedError', 'ResourceLockedError', 'Semaphore', 'default',
 ]
 
 let dir

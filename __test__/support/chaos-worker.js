@@ -89,12 +89,15 @@ async function run(config) {
       const resource = rand.pick(config.resources)
       const names = Array.isArray(resource) ? resource : [resource]
       const ttl = rand.int(config.ttl[0], config.ttl[1])
-      // With permits: 1 to maxCount permits of the semaphore of that name.
+      // With permits: 1 to maxCount permits of the semaphore of that name; with rw: a side of
+      // the read-write lock of that name.
       const count = config.permits > 0 ? rand.int(1, config.maxCount) : 1
-      const acquire = () =>
-        config.permits > 0
-          ? redlock.semaphore(names.join('+'), config.permits).acquire(ttl, { count })
-          : redlock.acquire(names, ttl)
+      const mode = config.rw ? (rand.chance(config.writeChance) ? 'w' : 'r') : undefined
+      const acquire = () => {
+        if (config.permits > 0) return redlock.semaphore(names.join('+'), config.permits).acquire(ttl, { count })
+        if (mode) return redlock.readWriteLock(names.join('+'))[mode === 'w' ? 'write' : 'read'].acquire(ttl)
+        return redlock.acquire(names, ttl)
+      }
       let lock
       stats.acquires += 1
       try {
@@ -105,7 +108,7 @@ async function run(config) {
         continue
       }
       stats.granted += 1
-      const section = { r: names.join('+'), n: count, w: config.id, v: lock.value, cp: [] }
+      const section = { r: names.join('+'), n: count, mode, w: config.id, v: lock.value, cp: [] }
       sections.push(section)
       const checkpoint = async () => {
         const expiration = lock.expiration

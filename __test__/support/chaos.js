@@ -42,6 +42,10 @@ const DEFAULTS = {
   // locks, and the check allows `permits` holders of a resource at once.
   permits: 0,
   maxCount: 1,
+  // With rw, the loops take read-write locks: the write side with this chance, else the read
+  // side; the check allows readers together and a writer alone.
+  rw: false,
+  writeChance: 0.3,
 }
 
 /**
@@ -360,14 +364,24 @@ function findViolations(sections, limit = 1) {
     for (const interval of intervals) {
       // Every checkpoint has a seq of its own: a section still open at this start overlaps it.
       open = open.filter((o) => o.end >= interval.start)
-      const held = open.reduce((n, o) => n + (o.section.n ?? 1), 0) + (interval.section.n ?? 1)
-      if (held > limit) {
+      if (conflicts(open, interval, limit)) {
         violations.push({ resource, holders: open.length + 1, first: describe(open[0] ?? interval), second: describe(interval) })
       }
       open.push(interval)
     }
   }
   return { violations, lateStarts, truncated }
+}
+
+/**
+ * Whether `interval` may not overlap the still-open intervals: beyond `limit` holders (a
+ * section holding n permits counts n), or, for a read-write lock, a writer with anyone.
+ */
+function conflicts(open, interval, limit) {
+  const writing = (i) => i.section.mode === 'w'
+  if (writing(interval) || open.some(writing)) return open.length > 0
+  if (interval.section.mode === 'r') return false
+  return open.reduce((n, o) => n + (o.section.n ?? 1), 0) + (interval.section.n ?? 1) > limit
 }
 
 function describe(interval) {
@@ -507,6 +521,7 @@ function summarize({ seed, seconds, o, resources, plan, faults, injectErrors, re
     resources: resources.length,
     permits: o.permits,
     maxCount: o.maxCount,
+    rw: o.rw,
     faultsPlanned: plan.length,
     faultsInjected: Object.values(faults).reduce((a, b) => a + b, 0),
     faults,
@@ -564,6 +579,8 @@ function startWorkers(o, { seed, clients, clockUrl, resources }) {
       settings: o.settings,
       permits: o.permits,
       maxCount: o.maxCount,
+      rw: o.rw,
+      writeChance: o.writeChance,
     }),
   )
 }
@@ -607,7 +624,8 @@ const GUARD_NAMES = new Map([
 function formatReport(r) {
   const lines = [
     `seed ${r.seed} | ${r.seconds} s | ${r.processes} processes x ${r.loopsPerProcess} loops | ${r.resources} resources` +
-      (r.permits ? ` | semaphores of ${r.permits} permits, 1-${r.maxCount} at a time` : ''),
+      (r.permits ? ` | semaphores of ${r.permits} permits, 1-${r.maxCount} at a time` : '') +
+      (r.rw ? ' | read-write locks' : ''),
     ...('restarts' in r
       ? [
           `restarts ${r.restarts ? `${r.restarts}, all at once, no persistence` : 'nodes 0-2 persistent at once, 3-4 delayed'}` +

@@ -2,7 +2,7 @@
 // writes it, in CommonJS with the classic resolution (node10) and no esModuleInterop.
 import Redlock, { ExecutionError, Lock, LockError, ResourceLockedError, type Settings } from '../..'
 import type { AutoExtension, ExecutionStats, Inspection, RedlockAbortSignal, ReleaseResult, UsingContext } from '../..'
-import { AbortError, AcquireTimeoutError, MaxHoldError, Semaphore } from '../..'
+import { AbortError, AcquireTimeoutError, MaxHoldError, ReadWriteLock, Semaphore } from '../..'
 import IORedis from 'ioredis'
 
 async function permits(redlock: Redlock): Promise<string[]> {
@@ -11,6 +11,14 @@ async function permits(redlock: Redlock): Promise<string[]> {
   await two.release()
   const limit: number = uploads.permits
   return uploads.using(1000, async (signal, { lock }) => (signal.aborted || limit < 1 ? [] : lock.resources))
+}
+
+async function readers(redlock: Redlock): Promise<bigint | undefined> {
+  const doc: ReadWriteLock = redlock.readWriteLock('doc')
+  const seen: number = await doc.read.using(1000, { retryCount: 3 }, async (_, { lock }) => lock.timeLeft)
+  const writer: Lock = await doc.write.acquire(Math.max(1000, seen), { fencing: true, signal: AbortSignal.timeout(500) })
+  await writer.release()
+  return writer.fencingToken
 }
 
 async function waiting(redlock: Redlock): Promise<boolean> {

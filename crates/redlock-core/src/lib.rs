@@ -22,6 +22,7 @@
 //! - [`restart`]: the restart guard, which leaves out the votes of servers that restarted
 //!   too lately to remember the locks they granted;
 //! - [`lane`]: the per-node ordering of one lock's commands;
+//! - [`rwlock`]: read-write locks, write-preferring, over the same quorum;
 //! - [`semaphore`]: K permits of a resource, each a slot held like a mutex on a quorum;
 //! - [`watchdog`]: the task that keeps a lock extended while its holder works;
 //! - [`script`]: the Lua scripts, in the meaning node-redlock gives them, and how one is sent;
@@ -46,6 +47,7 @@ pub mod redlock;
 pub mod restart;
 pub mod retry;
 pub mod round;
+pub mod rwlock;
 pub mod script;
 pub mod semaphore;
 pub mod settings;
@@ -59,7 +61,7 @@ pub use cluster::CrossSlot;
 pub use config::{AddressMap, Misconfigured, NodeConfig, NodeConfigError};
 pub use error::{Against, Error};
 pub use fault::NodeError;
-pub use lock::{Lock, Released};
+pub use lock::{Kind, Lock, Released};
 pub use quorum::Verdict;
 pub use restart::{GuardMode, RestartGuard};
 pub use retry::RetryStrategy;

@@ -26,6 +26,20 @@ pub struct Lock {
     /// its release clears of this lock's value (a node beyond the quorum may have taken
     /// other slots than the granted ones) and whose line it hands on to.
     pub(crate) slots: Option<Arc<[String]>>,
+    /// Which scripts act for it: a mutex's (and a semaphore's permits'), or a side of a
+    /// read-write lock ([`crate::rwlock`]).
+    pub(crate) kind: Kind,
+}
+
+/// What a lock's keys hold, and so which scripts acquire, extend and release it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A mutex on every key, or the slots of a semaphore.
+    Mutex,
+    /// The read side of a read-write lock: one of its readers.
+    Read,
+    /// The write side of a read-write lock.
+    Write,
 }
 
 impl Lock {
@@ -45,6 +59,7 @@ impl Lock {
             owner,
             fencing_token: OnceLock::new(),
             slots: None,
+            kind: Kind::Mutex,
         }
     }
 
@@ -109,8 +124,20 @@ impl Registry {
 
     /// A new lock on `resources` with `value`, registered by its value.
     pub(crate) fn create(&self, resources: Vec<String>, value: String) -> Arc<Lock> {
+        self.create_kind(resources, value, Kind::Mutex)
+    }
+
+    /// A new lock of `kind` on `resources` with `value`, registered by its value.
+    pub(crate) fn create_kind(
+        &self,
+        resources: Vec<String>,
+        value: String,
+        kind: Kind,
+    ) -> Arc<Lock> {
         let lanes = Arc::new(Lanes::new(self.nodes));
-        let lock = Arc::new(Lock::new(resources, value.clone(), lanes, self.id, 0));
+        let mut lock = Lock::new(resources, value.clone(), lanes, self.id, 0);
+        lock.kind = kind;
+        let lock = Arc::new(lock);
         let mut locks = self.locks();
         // Forget dead locks now and then, so that the registry holds about the live ones.
         if locks.len() >= 64 && locks.len().is_power_of_two() {

@@ -20,10 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Redlock;
 use crate::error::Error;
-use crate::lock::{now_ms, random_value, Lock, Released};
+use crate::lock::{now_ms, random_value, Kind, Lock, Released};
 use crate::notice;
 use crate::quorum;
 use crate::round::{Attempt, Counting, Decided, Keys, Request, Round};
+use crate::rwlock;
 use crate::script;
 use crate::semaphore;
 use crate::settings::Settings;
@@ -144,21 +145,30 @@ impl Redlock {
         let per_node = settings.request_timeout.min(ttl);
         let ttl_arg = ttl.as_millis().to_string();
         let locks = lock.resources.len().to_string();
-        let keys = match settings.fencing {
+        // A reader takes no fencing token: tokens order the holders that exclude the others.
+        let fencing = settings.fencing && lock.kind != Kind::Read;
+        let keys = match fencing {
             true => Keys::LockThenCounters,
             false => Keys::Lock,
         };
+        let [acquire, ..] = script::of(lock.kind);
         let (script, wanted, first) = match take {
-            Take::Keys => (&*script::ACQUIRE, String::new(), String::new()),
+            Take::Keys => (acquire, String::new(), String::new()),
             Take::Permits(count) => {
                 let first = semaphore::first_slot(lock.resources.len());
                 (&*script::PERMITS, count.to_string(), first.to_string())
             }
         };
-        let args: &[&str] = match (take, settings.fencing) {
-            (Take::Keys, true) => &[&ttl_arg, &locks],
-            (Take::Keys, false) => &[&ttl_arg],
-            (Take::Permits(_), _) => &[&ttl_arg, &locks, &wanted, &first],
+        let intent = match lock.kind {
+            Kind::Write => rwlock::intent(ttl, settings).as_millis().to_string(),
+            _ => String::new(),
+        };
+        let args: &[&str] = match (lock.kind, take, fencing) {
+            (Kind::Write, _, _) => &[&ttl_arg, &intent],
+            (Kind::Read, _, _) => &[&ttl_arg],
+            (_, Take::Keys, true) => &[&ttl_arg, &locks],
+            (_, Take::Keys, false) => &[&ttl_arg],
+            (_, Take::Permits(_), _) => &[&ttl_arg, &locks, &wanted, &first],
         };
         let guard = Some(self.guard_for(settings, ttl));
         let start = Instant::now();
@@ -178,7 +188,7 @@ impl Redlock {
         let mut granted = decided.quorum && slots.is_some();
         let mut record = decided.record;
         let token = decided.highest_counter.unwrap_or(0) + 1;
-        if granted && settings.fencing {
+        if granted && fencing {
             // The token goes to a quorum before the lock counts as granted; a failure there is
             // this attempt's record.
             let fenced = self.fence(lock, token, per_node).await;
@@ -193,7 +203,7 @@ impl Redlock {
             granted,
             quorum::validity(ttl, elapsed, settings.drift_factor),
         ) {
-            if settings.fencing {
+            if fencing {
                 let _ = lock.fencing_token.set(token);
             }
             return (record, Outcome::Done((validity, slots.unwrap_or_default())));
@@ -255,14 +265,8 @@ impl Redlock {
             }
             let per_node = settings.request_timeout.min(ttl).min(remaining);
             let (start, started_at) = (Instant::now(), now_ms());
-            let round = self.round(
-                lock,
-                &script::EXTEND,
-                &[ttl_arg],
-                Keys::Lock,
-                per_node,
-                None,
-            );
+            let [_, extend, _] = script::of(lock.kind);
+            let round = self.round(lock, extend, &[ttl_arg], Keys::Lock, per_node, None);
             let decided = round.decide(false).await;
             let elapsed = start.elapsed();
             let lost = quorum::impossible(decided.record.votes_not_held(), self.nodes.len());
@@ -334,8 +338,9 @@ impl Redlock {
     /// node where they still hold its value (the release script), announcing each deletion
     /// on the channels prefixed by `announce`.
     fn undo(&self, lock: &Lock, announce: &[&str], per_node: Duration) -> Round {
+        let [.., release] = script::of(lock.kind);
         let request = Request {
-            script: &script::RELEASE,
+            script: release,
             args: announce,
             keys: Keys::Whole,
             counting: Counting::Answered,

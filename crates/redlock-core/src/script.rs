@@ -13,6 +13,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 
+use crate::lock::Kind;
+
 /// A Lua script and its SHA1, computed once.
 pub struct Script {
     /// The Lua source.
@@ -286,9 +288,186 @@ return answer
     )
 });
 
+/// The node's clock in ms, for the read-write scripts: a reader's expiry is a score in the
+/// readers' sorted set, measured by the node as `PX` is.
+const NODE_MS: &str = r#"
+local now = redis.call("TIME")
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+"#;
+
+/// Announces the release of read-write lock keys `KEYS` on the writer key's channel, as
+/// [`RELEASE`] announces a deletion, when `ARGV[2]` is a channel prefix.
+const ANNOUNCE_WRITER_KEY: &str = r#"
+local function announce()
+  if ARGV[2] and ARGV[2] ~= "" then
+    local channel = ARGV[2] .. "{" .. KEYS[1] .. "}"
+    if string.find(KEYS[1], "}", 1, true) then
+      channel = ARGV[2] .. KEYS[1]
+    end
+    redis.call("PUBLISH", channel, ARGV[1])
+  end
+end
+"#;
+
+/// Takes the write side of a read-write lock ([`crate::rwlock`]): `KEYS[1]` the writer key,
+/// `KEYS[2]` the readers' sorted set (member: a reader's value, score: its expiry on this
+/// node's clock), `KEYS[3]` the waiting writer's intent; fencing counters after them. Sets
+/// the writer key to `ARGV[1]` with a TTL of `ARGV[2]` ms when no other writer and no reader
+/// holds it. While readers hold it, it leaves its intent (for `ARGV[3]` ms, unless another
+/// writer's intent is there) that keeps new readers out, and answers a reader's value; another
+/// writer's value when one holds it. Granted, it answers 1, or `{1, highest counter}`.
+pub static WRITE_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    let source = format!(
+        "{NODE_MS}{}",
+        r#"
+redis.call("ZREMRANGEBYSCORE", KEYS[2], "-inf", ms)
+local writer = redis.call("GET", KEYS[1])
+if writer and writer ~= ARGV[1] then
+  return writer
+end
+local reader = redis.call("ZRANGE", KEYS[2], 0, 0)[1]
+if reader then
+  local intent = redis.call("GET", KEYS[3])
+  if not intent or intent == ARGV[1] then
+    redis.call("SET", KEYS[3], ARGV[1], "PX", ARGV[3])
+  end
+  return reader
+end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+if redis.call("GET", KEYS[3]) == ARGV[1] then
+  redis.call("DEL", KEYS[3])
+end
+if #KEYS == 3 then
+  return 1
+end
+local highest = 0
+for i = 4, #KEYS do
+  local counter = tonumber(redis.call("GET", KEYS[i]) or "0") or 0
+  if counter > highest then
+    highest = counter
+  end
+end
+return {1, highest}
+"#
+    );
+    Script::new(source.leak())
+});
+
+/// Takes the read side of a read-write lock (keys as [`WRITE_ACQUIRE`]'s): adds reader
+/// `ARGV[1]` with an expiry `ARGV[2]` ms from now on this node's clock, unless a writer holds
+/// the lock or a writer waits for it (its intent): then answers that writer's value.
+pub static READ_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    let source = format!(
+        "{NODE_MS}{}",
+        r#"
+local writer = redis.call("GET", KEYS[1]) or redis.call("GET", KEYS[3])
+if writer then
+  return writer
+end
+local ttl = tonumber(ARGV[2])
+redis.call("ZREMRANGEBYSCORE", KEYS[2], "-inf", ms)
+redis.call("ZADD", KEYS[2], ms + ttl, ARGV[1])
+if redis.call("PTTL", KEYS[2]) < ttl then
+  redis.call("PEXPIRE", KEYS[2], ttl)
+end
+return 1
+"#
+    );
+    Script::new(source.leak())
+});
+
+/// Extends reader `ARGV[1]` to expire `ARGV[2]` ms from now, if it still holds the read side
+/// (its expiry has not passed on this node's clock). Answers 1, or 0.
+pub static READ_EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    let source = format!(
+        "{NODE_MS}{}",
+        r#"
+local expiry = tonumber(redis.call("ZSCORE", KEYS[2], ARGV[1]) or "0")
+if expiry <= ms then
+  return 0
+end
+local ttl = tonumber(ARGV[2])
+redis.call("ZADD", KEYS[2], "XX", ms + ttl, ARGV[1])
+if redis.call("PTTL", KEYS[2]) < ttl then
+  redis.call("PEXPIRE", KEYS[2], ttl)
+end
+return 1
+"#
+    );
+    Script::new(source.leak())
+});
+
+/// Removes reader `ARGV[1]`, announcing it (with a channel prefix in `ARGV[2]`) so that a
+/// waiting writer tries again. Answers how many it removed (1 or 0).
+pub static READ_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    let source = format!(
+        "{ANNOUNCE_WRITER_KEY}{}",
+        r#"
+local removed = redis.call("ZREM", KEYS[2], ARGV[1])
+if removed == 1 then
+  announce()
+end
+return removed
+"#
+    );
+    Script::new(source.leak())
+});
+
+/// Compare-and-expire of the writer key: [`EXTEND`] for the write side.
+pub static WRITE_EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call("PEXPIRE", KEYS[1], ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// Compare-and-delete of the writer key, announced: [`RELEASE`] for the write side. Its intent
+/// is left to expire, so that undoing a missed attempt does not let new readers in ahead of it.
+pub static WRITE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    let source = format!(
+        "{ANNOUNCE_WRITER_KEY}{}",
+        r#"
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call("DEL", KEYS[1])
+announce()
+return 1
+"#
+    );
+    Script::new(source.leak())
+});
+
+/// The scripts that acquire, extend and release a lock of `kind`.
+pub(crate) fn of(kind: Kind) -> [&'static Script; 3] {
+    match kind {
+        Kind::Mutex => [&ACQUIRE, &EXTEND, &RELEASE],
+        Kind::Read => [&READ_ACQUIRE, &READ_EXTEND, &READ_RELEASE],
+        Kind::Write => [&WRITE_ACQUIRE, &WRITE_EXTEND, &WRITE_RELEASE],
+    }
+}
+
 /// Every script, for loading them into a node's cache as soon as a connection opens.
-pub fn all() -> [&'static Script; 6] {
-    [&ACQUIRE, &EXTEND, &RELEASE, &FENCE, &INSPECT, &PERMITS]
+pub fn all() -> [&'static Script; 12] {
+    [
+        &ACQUIRE,
+        &EXTEND,
+        &RELEASE,
+        &FENCE,
+        &INSPECT,
+        &PERMITS,
+        &READ_ACQUIRE,
+        &READ_EXTEND,
+        &READ_RELEASE,
+        &WRITE_ACQUIRE,
+        &WRITE_EXTEND,
+        &WRITE_RELEASE,
+    ]
 }
 
 /// Reads, changing nothing, what a node holds for one resource: `KEYS[1]` the lock key,

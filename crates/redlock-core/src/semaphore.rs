@@ -38,18 +38,24 @@ pub const MAX_PERMITS: u32 = 1024;
 /// share one Redis Cluster hash tag (the resource's own, or the whole resource), so that a
 /// node's script can read them all, and with it one fencing counter ([`crate::fence`]).
 pub fn slot_names(resource: &str, permits: u32) -> Vec<String> {
-    let tagged = match resource.find('{') {
-        Some(open) => resource[open + 1..]
-            .find('}')
-            .is_some_and(|close| close > 0),
-        None => false,
-    };
+    let base = tagged(resource);
     (1..=permits)
-        .map(|slot| match tagged {
-            true => format!("{resource}:permit:{slot}"),
-            false => format!("{{{resource}}}:permit:{slot}"),
-        })
+        .map(|slot| format!("{base}:permit:{slot}"))
         .collect()
+}
+
+/// `resource` with a Redis Cluster hash tag: its own when it has one, else the whole resource
+/// in braces; the keys made by suffixing it share that tag.
+pub(crate) fn tagged(resource: &str) -> String {
+    let tag = resource.find('{').is_some_and(|open| {
+        resource[open + 1..]
+            .find('}')
+            .is_some_and(|close| close > 0)
+    });
+    match tag {
+        true => resource.to_owned(),
+        false => format!("{{{resource}}}"),
+    }
 }
 
 /// Where an attempt's scripts begin to look for free slots (0-based): at random, so that
