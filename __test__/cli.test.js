@@ -1,14 +1,17 @@
 'use strict'
 
 // The `redlock` command (bin/redlock.js) end to end, in child processes against the shared
-// servers: exec's exit codes and environment, waiting for and losing a lock, inspect's report,
-// release by id, and usage errors that name the bad argument.
+// servers: exec's exit codes and environment, waiting for and losing a lock, exec on a
+// semaphore's permit and on a read-write lock's sides, inspect's report (of plain locks,
+// semaphores and read-write locks), release by id, and usage errors that name the bad argument.
 
+const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const Redlock = require('..')
 const { parseDuration } = require('../bin/redlock.js')
 const { command, freePort, until, valuesOnAll } = require('./support/servers')
-const { sharedUrls, uniqueKey, runNode } = require('./support/shared')
+const { sharedUrls, uniqueKey, runNode, sleep } = require('./support/shared')
 
 const BIN = path.resolve(__dirname, '..', 'bin', 'redlock.js')
 const RESP = path.resolve(__dirname, '..', 'lib', 'resp.js')
@@ -25,6 +28,46 @@ function redlock(args, { env = {}, onSpawn, timeout = 20000 } = {}) {
 
 /** `node -e code` as the command for exec. */
 const nodeCommand = (code) => ['--', process.execPath, '-e', code]
+
+/**
+ * A command for exec that appends { name, what: 'start' | 'end', at } lines to the file `log`,
+ * `ms` apart; before the `ms`, it waits for the file `go` when one is named, and until `meet`
+ * starts are in the log when that is given (each at most 15 s, then exit 3).
+ */
+const recorder = (log, name, { ms = 0, go, meet = 0 } = {}) =>
+  nodeCommand(`
+    const fs = require('node:fs')
+    const note = (what) => fs.appendFileSync(${JSON.stringify(log)}, JSON.stringify({ name: ${JSON.stringify(name)}, what, at: Date.now() }) + '\\n')
+    note('start')
+    console.log('started token=' + (process.env.REDLOCK_FENCING_TOKEN ?? 'none'))
+    const go = ${JSON.stringify(go ?? null)}
+    const starts = () => fs.readFileSync(${JSON.stringify(log)}, 'utf8').split('"start"').length - 1
+    const until = Date.now() + 15000
+    const wait = () => {
+      if ((go && !fs.existsSync(go)) || starts() < ${meet}) {
+        if (Date.now() > until) process.exit(3)
+        return setTimeout(wait, 20)
+      }
+      setTimeout(() => note('end'), ${ms})
+    }
+    wait()
+  `)
+
+/** The lines a `recorder` wrote to `log`. */
+const readLog = (log) =>
+  fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line))
+
+/** The most `recorder` commands of `events` that ran at once (an end at the same ms as a start counts first). */
+function mostAtOnce(events) {
+  const sorted = [...events].sort((a, b) => a.at - b.at || (a.what === 'end' ? -1 : 1))
+  let running = 0
+  let most = 0
+  for (const e of sorted) {
+    running += e.what === 'start' ? 1 : -1
+    most = Math.max(most, running)
+  }
+  return most
+}
 
 describe('redlock exec', () => {
   let client
@@ -246,6 +289,135 @@ describe('redlock exec', () => {
   })
 })
 
+describe('redlock exec --permits, --read, --write', () => {
+  let dir
+  let client
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redlock-cli-'))
+    client = new Redlock(urls, { retryCount: 0 })
+  })
+  afterAll(async () => {
+    fs.rmSync(dir, { recursive: true, force: true })
+    await client.quit()
+  })
+
+  test('--permits 2: of three commands started together, two run at once, never three, and all three run', async () => {
+    const key = uniqueKey('cli-permits')
+    const log = path.join(dir, 'permits.log')
+    // Each command waits until two have started (the third finds them in the log): were one
+    // permit all there is, the first would wait alone and exit 3.
+    const results = await Promise.all(
+      ['a', 'b', 'c'].map((name) =>
+        redlock(['exec', '--permits', '2', '--resource', key, '--wait', '20s', ...recorder(log, name, { ms: 300, meet: 2 })], {
+          timeout: 40000,
+        }),
+      ),
+    )
+    for (const result of results) {
+      expect(result.stderr).toBe('')
+      expect(result.code).toBe(0)
+      expect(result.stdout).toMatch(/^started token=\d+$/m)
+    }
+    const events = readLog(log)
+    expect(events.filter((e) => e.what === 'start').map((e) => e.name).sort()).toEqual(['a', 'b', 'c'])
+    expect(events.filter((e) => e.what === 'end').map((e) => e.name).sort()).toEqual(['a', 'b', 'c'])
+    expect(mostAtOnce(events)).toBe(2)
+    for (const slot of [1, 2]) await expect(valuesOnAll(urls, `{${key}}:permit:${slot}`)).resolves.toEqual(urls.map(() => null))
+  }, 60000)
+
+  test('--permits: every permit held elsewhere exits 75 after --wait without running the command', async () => {
+    const key = uniqueKey('cli-permits-full')
+    const held = await client.semaphore(key, 2).acquire(10000, { count: 2 })
+    try {
+      const result = await redlock(['exec', '--permits', '2', '--resource', key, '--wait', '0', ...nodeCommand("console.log('ran')")])
+      expect(result.code).toBe(75)
+      expect(result.stdout).toBe('')
+      expect(result.stderr).toMatch(new RegExp(`could not lock ${key} \\(one of 2 permits\\) \\(one attempt\\): .*ERR_REDLOCK_RESOURCE_LOCKED`))
+    } finally {
+      await held.release()
+    }
+  })
+
+  test('--permits: a permit taken away mid-run ends like a lost lock: SIGTERM to the command, exit 76', async () => {
+    const key = uniqueKey('cli-permits-lost')
+    const slots = [1, 2].map((slot) => `{${key}}:permit:${slot}`)
+    const script = `process.on('SIGTERM', () => { console.log('terminated'); process.exit(0) })
+      console.log('started'); setInterval(() => {}, 1000)`
+    const result = await redlock(['exec', '--permits', '2', '--resource', key, '--ttl', '1s', ...nodeCommand(script)], {
+      onSpawn: async (child, output) => {
+        await until(() => output.stdout.includes('started'), { timeout: 10000 })
+        await Promise.all(urls.slice(0, 3).map((u) => command(u, 'DEL', ...slots)))
+      },
+    })
+    expect(result.code).toBe(76)
+    expect(result.stdout).toMatch(/started\s+terminated/)
+    expect(result.stderr).toMatch(new RegExp(`lost the lock on ${key} \\(one of 2 permits\\): .*sending SIGTERM`))
+  })
+
+  test('--write excludes a --read: one attempt is refused with 75, a waiting reader runs once the writer is done', async () => {
+    const key = uniqueKey('cli-rw-write')
+    const log = path.join(dir, 'write.log')
+    const go = path.join(dir, 'write.go')
+    let steps
+    let waiting
+    const writer = await redlock(['exec', '--write', '--resource', key, ...recorder(log, 'writer', { go })], {
+      timeout: 40000,
+      onSpawn: (child, output) => {
+        steps = (async () => {
+          await until(() => output.stdout.includes('started'), { timeout: 15000 })
+          const refused = await redlock(['exec', '--read', '--resource', key, '--wait', '0', ...nodeCommand("console.log('ran')")])
+          waiting = redlock(['exec', '--read', '--resource', key, '--wait', '20s', ...recorder(log, 'reader')], { timeout: 40000 })
+          // Give the reader a moment to start asking (if it is slower, it just asks later).
+          await sleep(1000)
+          return refused
+        })().finally(() => fs.writeFileSync(go, ''))
+      },
+    })
+    const refused = await steps
+    const reader = await waiting
+    expect(writer.stderr).toBe('')
+    expect(writer.code).toBe(0)
+    // A write lock gets a fencing token; a read lock none.
+    expect(writer.stdout).toMatch(/^started token=\d+$/m)
+    expect(refused.code).toBe(75)
+    expect(refused.stdout).toBe('')
+    expect(refused.stderr).toMatch(new RegExp(`could not lock ${key} for reading \\(one attempt\\): .*ERR_REDLOCK_RESOURCE_LOCKED`))
+    expect(reader.stderr).toBe('')
+    expect(reader.code).toBe(0)
+    expect(reader.stdout).toMatch(/^started token=none$/m)
+    const events = readLog(log)
+    const at = (name, what) => events.find((e) => e.name === name && e.what === what).at
+    expect(at('reader', 'start')).toBeGreaterThanOrEqual(at('writer', 'end'))
+  }, 60000)
+
+  test('two --read commands hold the lock together: each waits until the other runs, and both exit 0', async () => {
+    const key = uniqueKey('cli-rw-read')
+    // Each reader waits (at most 15 s, then exits 3) for the file the other writes once it runs.
+    const reader = (mine, theirs) =>
+      redlock(
+        [
+          'exec', '--read', '--resource', key, '--wait', '20s',
+          ...nodeCommand(`
+            const fs = require('node:fs')
+            fs.writeFileSync(${JSON.stringify(path.join(dir, mine))}, '')
+            const until = Date.now() + 15000
+            const wait = () => fs.existsSync(${JSON.stringify(path.join(dir, theirs))}) ? console.log('together')
+              : Date.now() > until ? process.exit(3) : setTimeout(wait, 20)
+            wait()
+          `),
+        ],
+        { timeout: 40000 },
+      )
+    const [first, second] = await Promise.all([reader('read-1', 'read-2'), reader('read-2', 'read-1')])
+    for (const result of [first, second]) {
+      expect(result.stderr).toBe('')
+      expect(result.code).toBe(0)
+      expect(result.stdout).toBe('together\n')
+    }
+    await expect(Promise.all(urls.map((u) => command(u, 'ZCARD', `{${key}}:readers`)))).resolves.toEqual(urls.map(() => 0))
+  }, 60000)
+})
+
 describe('redlock inspect', () => {
   test('shows, per node, the holder, its id prefix and the remaining TTL', async () => {
     const key = uniqueKey('cli-inspect')
@@ -350,6 +522,97 @@ describe('redlock inspect', () => {
       expect(result.stdout).not.toContain('\x1b[')
     } finally {
       if (lock) await lock.release()
+      await client.quit()
+    }
+  })
+
+  test('--permits K: per node, the permit slot a holder has, its id and TTL; --json as one object', async () => {
+    const key = uniqueKey('cli-inspect-permits')
+    const client = new Redlock(urls)
+    const lock = await client.semaphore(key, 3).acquire(10000)
+    try {
+      const [slotKey] = lock.resources
+      const slot = Number(slotKey.split(':').pop())
+      expect(slotKey).toBe(`{${key}}:permit:${slot}`)
+      await until(async () => (await valuesOnAll(urls, slotKey)).every((v) => v === lock.value))
+      const text = await redlock(['inspect', '--permits', '3', key])
+      expect(text.stderr).toBe('')
+      expect(text.code).toBe(0)
+      expect(text.stdout).toContain(`${key}: 1 of 3 permits held (quorum 3)\n`)
+      const rows = text.stdout.split('\n').filter((l) => l.includes(`permit ${slot}`))
+      expect(rows).toHaveLength(5)
+      for (const line of rows) expect(line).toMatch(new RegExp(`permit ${slot}\\s+${lock.value.slice(0, 8)}…\\s+ttl \\d+(\\.\\d)?s$`))
+
+      const json = await redlock(['inspect', '--permits', '3', '--json', key])
+      expect(json.code).toBe(0)
+      const report = JSON.parse(json.stdout)
+      expect(report).toMatchObject({ resource: key, permits: 3, quorum: 3, held: 1, status: 'in use' })
+      expect(report.slots.map((s) => s.status)).toEqual([1, 2, 3].map((i) => (i === slot ? 'locked' : 'free')))
+      expect(report.slots[slot - 1]).toMatchObject({ key: slotKey, value: lock.value, nodes: 5 })
+      expect(report.perNode).toHaveLength(5)
+      for (const node of report.perNode) {
+        expect(node.state).toBe('held')
+        expect(node.permits).toEqual([{ slot, value: lock.value, ttlMs: expect.any(Number) }])
+        expect(node.permits[0].ttlMs).toBeGreaterThan(0)
+        expect(node.permits[0].ttlMs).toBeLessThanOrEqual(10000)
+      }
+    } finally {
+      await lock.release()
+      await client.quit()
+    }
+  })
+
+  test('--rw: the readers with their time left, a waiting writer\'s intent, then the writer', async () => {
+    const key = uniqueKey('cli-inspect-rw')
+    const client = new Redlock(urls)
+    const writers = new Redlock(urls, { retryCount: -1, retryDelay: 100 })
+    const rw = client.readWriteLock(key)
+    const readers = await Promise.all([rw.read.acquire(10000), rw.read.acquire(10000)])
+    const values = readers.map((r) => r.value).sort()
+    let writing
+    try {
+      const zcards = () => Promise.all(urls.map((u) => command(u, 'ZCARD', `{${key}}:readers`)))
+      await until(async () => (await zcards()).every((n) => n === 2))
+      const json = await redlock(['inspect', '--rw', '--json', key])
+      expect(json.stderr).toBe('')
+      expect(json.code).toBe(0)
+      const report = JSON.parse(json.stdout)
+      expect(report).toMatchObject({ resource: key, quorum: 3, status: 'read-locked', writer: null, writerWaiting: false })
+      expect(report.readers.sort()).toEqual(values)
+      expect(report.keys).toEqual({ write: `{${key}}:write`, readers: `{${key}}:readers`, intent: `{${key}}:intent` })
+      for (const node of report.perNode) {
+        expect(node).toMatchObject({ state: 'held', writer: null, intent: null })
+        expect(node.readers.map((r) => r.value).sort()).toEqual(values)
+        // Scored by the node's clock: the node's time at the grant plus the TTL.
+        for (const r of node.readers) {
+          expect(r.remainingMs).toBeGreaterThan(0)
+          expect(r.remainingMs).toBeLessThanOrEqual(10000)
+        }
+      }
+
+      // A writer asks: its intent shows on the nodes while the readers hold.
+      writing = writers.readWriteLock(key).write.acquire(10000)
+      await until(async () => (await valuesOnAll(urls, `{${key}}:intent`)).some((v) => v !== null), { timeout: 10000 })
+      const waits = JSON.parse((await redlock(['inspect', '--rw', '--json', key])).stdout)
+      expect(waits).toMatchObject({ status: 'read-locked', writerWaiting: true })
+      const intents = waits.perNode.map((n) => n.intent).filter(Boolean)
+      expect(intents.length).toBeGreaterThan(0)
+
+      await Promise.all(readers.map((r) => r.release()))
+      const writer = await writing
+      for (const i of intents) expect(i.value).toBe(writer.value)
+      await until(async () => (await valuesOnAll(urls, `{${key}}:write`)).every((v) => v === writer.value))
+      const text = await redlock(['inspect', '--rw', key])
+      expect(text.code).toBe(0)
+      expect(text.stdout).toMatch(new RegExp(`^${key}: write-locked by ${writer.value.slice(0, 8)}… \\(5 of 5 nodes hold it, quorum 3\\)`))
+      const rows = text.stdout.split('\n').filter((l) => / writer /.test(l))
+      expect(rows).toHaveLength(5)
+      for (const line of rows) expect(line).toMatch(/ttl \d+(\.\d)?s$/)
+      await writer.release()
+    } finally {
+      await Promise.all(readers.map((r) => r.release()))
+      if (writing) await writing.then((w) => w.release()).catch(() => {})
+      await writers.quit()
       await client.quit()
     }
   })
@@ -466,6 +729,28 @@ describe('a Redis Cluster member (--cluster, REDLOCK_CLUSTERS)', () => {
     }
   })
 
+  test('inspect --rw reads the readers on the master that serves them, following MOVED', async () => {
+    const client = new Redlock([...plain.map((p) => p.url), cluster.seeds])
+    const key = await movedKey('cli-cluster-rw')
+    const reader = await client.readWriteLock(key).read.acquire(10000)
+    try {
+      const readers = `{${key}}:readers`
+      await until(async () => (await cluster.command(readers, 'ZSCORE', readers, reader.value)) !== null)
+      const result = await redlock(['inspect', '--rw', '--json', key], { env })
+      expect(result.stderr).toBe('')
+      expect(result.code).toBe(0)
+      const report = JSON.parse(result.stdout)
+      expect(report).toMatchObject({ status: 'read-locked', readers: [reader.value], quorum: 2 })
+      const member = report.perNode[2]
+      expect(member.node).toMatch(/^cluster\[/)
+      expect(member.readers).toEqual([{ value: reader.value, remainingMs: expect.any(Number) }])
+      expect(member.readers[0].remainingMs).toBeGreaterThan(0)
+    } finally {
+      await reader.release()
+      await client.quit()
+    }
+  })
+
   test('resources in different slots are a usage error that explains hash tags', async () => {
     const result = await redlock(['exec', '--resource', 'payment', '--resource', 'invoice', '--', 'true'], { env })
     expect(result.code).toBe(2)
@@ -555,6 +840,15 @@ describe('arguments', () => {
     [['release', '--resource', 'r'], /--id: missing/],
     [['release', '--resource', 'r', '--id', 'x', 'extra'], /unexpected argument "extra"/],
     [['frobnicate'], /unknown command "frobnicate"/],
+    [['exec', '--permits', '0', '--resource', 'r', '--', 'true'], /--permits: "0" is not a number of permits/],
+    [['exec', '--permits', 'two', '--resource', 'r', '--', 'true'], /--permits: "two" is not a number of permits/],
+    [['exec', '--permits', '2', '--resource', 'a', '--resource', 'b', '--', 'true'], /--permits takes exactly one --resource, not 2/],
+    [['exec', '--read', '--write', '--resource', 'r', '--', 'true'], /--read and --write exclude each other/],
+    [['exec', '--permits', '2', '--read', '--resource', 'r', '--', 'true'], /--permits and --read exclude each other/],
+    [['exec', '--write', '--resource', 'a', '--resource', 'b', '--', 'true'], /--write takes exactly one --resource, not 2/],
+    [['inspect', '--permits', '0', 'r'], /--permits: "0" is not a number of permits/],
+    [['inspect', '--rw', 'a', 'b'], /--rw takes exactly one NAME, not 2/],
+    [['inspect', '--rw', '--permits', '2', 'r'], /--permits and --rw exclude each other/],
   ])('redlock %j exits 2 naming the problem', async (args, message) => {
     const result = await redlock(args)
     expect(result.stderr).toMatch(message)

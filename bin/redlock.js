@@ -50,8 +50,10 @@ const HELP = {
 Distributed locks over N independent Redis masters (the Redlock algorithm).
 
 Commands:
-  exec      run a command while holding a lock
-  inspect   show, per node, who holds a resource and for how long
+  exec      run a command while holding a lock (or a semaphore's permit, or one side
+            of a read-write lock)
+  inspect   show, per node, who holds a resource (a semaphore's permits, a read-write
+            lock's writer and readers) and for how long
   release   release a lock by its id
 
 Options:
@@ -60,15 +62,21 @@ Options:
 
   exec: `Usage: redlock exec [options] [--] COMMAND [ARGS...]
 
-Runs COMMAND while holding a lock on every --resource, like flock(1) across machines. The
-lock is extended while the command runs and released when it exits. If the lock is lost
-(extension failed: expired, taken away, or too few nodes answer), the command gets SIGTERM,
-then SIGKILL after --grace, and redlock exits with 76.
+Runs COMMAND while holding a lock on every --resource, like flock(1) across machines; with
+--permits, one permit of a semaphore instead (at most K such commands at once), with --read
+or --write one side of a read-write lock. The lock is extended while the command runs and
+released when it exits. If the lock is lost (extension failed: expired, taken away, or too
+few nodes answer), the command gets SIGTERM, then SIGKILL after --grace, and redlock exits
+with 76.
 
 Options:
 ${SERVERS_HELP}
   --resource NAME       the resource to lock; repeat it to lock several at once
                         (all or none)
+  --permits K           hold one permit of the semaphore of K permits on the one
+                        --resource: at most K commands hold one at a time
+  --read, --write       hold the read side (together with other readers) or the write
+                        side (alone) of the read-write lock on the one --resource
   --ttl DURATION        the lock's time to live, renewed every ttl/2 (default 30s,
                         at least 200ms)
   --wait DURATION       how long to keep trying while the resource is held elsewhere;
@@ -77,8 +85,9 @@ ${SERVERS_HELP}
 
 Durations: 500ms, 30s, 2m, 1h.
 
-The command's environment gets REDLOCK_LOCK_ID (the lock's id, for 'redlock release') and,
-when the lock has one, REDLOCK_FENCING_TOKEN. SIGINT, SIGTERM and SIGHUP are passed on to it.
+The command's environment gets REDLOCK_LOCK_ID (the lock's id, which 'redlock release' takes
+for a plain lock) and, when the lock has one, REDLOCK_FENCING_TOKEN (a read lock has none).
+SIGINT, SIGTERM and SIGHUP are passed on to it.
 
 Exit status:
   the command's own   the command ran and exited (128+N when killed by signal N)
@@ -90,6 +99,8 @@ Exit status:
 Whenever redlock itself decides the status, it says why on stderr.`,
 
   inspect: `Usage: redlock inspect [options] NAME...
+       redlock inspect [options] --permits K NAME
+       redlock inspect [options] --rw NAME
 
 Shows, for each resource NAME and each node, whether the key is held, the first
 characters of its value (the lock id) and its remaining time to live, then whether a
@@ -97,6 +108,12 @@ quorum holds one lock. Reads the keys (redlock.inspect()); takes no lock.
 
 Options:
 ${SERVERS_HELP}
+  --permits K           NAME is a semaphore of K permits: per node, which permit holds
+                        which value and its TTL; then how many permits a quorum holds
+  --rw                  NAME is a read-write lock: per node the writer (value, TTL), the
+                        readers (value, time left by that server's clock; read with
+                        ZRANGE and TIME) and a waiting writer's intent; then who holds
+                        it on a quorum
   --timeout DURATION    how long to wait for each node (default 1s)
   --restart-window DURATION
                         the restart guard's window: a server up for less is shown as
@@ -144,6 +161,9 @@ const OPTIONS = {
   exec: {
     ...COMMON,
     resource: { type: 'string', multiple: true },
+    permits: { type: 'string' },
+    read: { type: 'boolean' },
+    write: { type: 'boolean' },
     ttl: { type: 'string' },
     wait: { type: 'string' },
     grace: { type: 'string' },
@@ -153,6 +173,8 @@ const OPTIONS = {
     timeout: { type: 'string' },
     json: { type: 'boolean' },
     'restart-window': { type: 'string' },
+    permits: { type: 'string' },
+    rw: { type: 'boolean' },
     watch: { type: 'boolean' },
     interval: { type: 'string' },
   },
@@ -306,6 +328,43 @@ function requireResources(options) {
   return resources
 }
 
+/** The most permits a semaphore has (the library's limit, as redlock.semaphore() checks it). */
+const MAX_PERMITS = 1024
+
+/** The number of permits of --permits: a whole number from 1 to MAX_PERMITS. */
+function parsePermits(text) {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > MAX_PERMITS) {
+    throw new UsageError(`--permits: "${text}" is not a number of permits; use a whole number from 1 to ${MAX_PERMITS}`)
+  }
+  return Number(text)
+}
+
+/**
+ * How exec holds its resources, the one place that picks it: `holder(redlock)` has the
+ * library's `using(duration, settings, routine)` for a plain lock on every --resource, one
+ * permit of the --permits semaphore, or the --read or --write side of the read-write lock;
+ * `what` names it in messages ("could not lock WHAT", "lost the lock on WHAT").
+ */
+function holding(options, resources) {
+  if (options.read && options.write) {
+    throw new UsageError('--read and --write exclude each other; a command holds one side of the read-write lock')
+  }
+  const side = options.read ? 'read' : options.write ? 'write' : undefined
+  const permits = options.permits === undefined ? undefined : parsePermits(options.permits)
+  if (permits !== undefined && side) {
+    throw new UsageError(`--permits and --${side} exclude each other: a semaphore, or a side of a read-write lock`)
+  }
+  const flag = permits !== undefined ? '--permits' : side && `--${side}`
+  if (flag && resources.length !== 1) {
+    throw new UsageError(`${flag} takes exactly one --resource, not ${resources.length}`)
+  }
+  const [name] = resources
+  if (permits !== undefined) return { what: `${name} (one of ${permits} permits)`, holder: (redlock) => redlock.semaphore(name, permits) }
+  if (side) return { what: `${name} for ${side === 'read' ? 'reading' : 'writing'}`, holder: (redlock) => redlock.readWriteLock(name)[side] }
+  const holder = (redlock) => ({ using: (duration, settings, routine) => redlock.using(resources, duration, settings, routine) })
+  return { what: resources.join(', '), holder }
+}
+
 /** A Redlock over `clients`; a refused list (duplicates, ...) is a usage error. */
 function connect(clients) {
   let redlock
@@ -326,6 +385,7 @@ const say = (line) => process.stderr.write(`redlock: ${line}\n`)
 
 async function exec({ values: options, command }) {
   const resources = requireResources(options)
+  const { what: names, holder } = holding(options, resources)
   const ttl = parseDuration(options.ttl ?? '30s', '--ttl', { min: 200 })
   const wait = options.wait === undefined ? Infinity : parseDuration(options.wait, '--wait', { zero: true })
   const grace = parseDuration(options.grace ?? '5s', '--grace', { zero: true })
@@ -334,7 +394,6 @@ async function exec({ values: options, command }) {
   }
   const [file, ...fileArgs] = command
   const redlock = connect(clientEntries(members(options), tlsFiles(options)))
-  const names = resources.join(', ')
 
   const settings = {
     retryCount: wait === Infinity ? -1 : Math.floor(wait / RETRY_DELAY),
@@ -402,7 +461,7 @@ async function exec({ values: options, command }) {
     })
 
   try {
-    return await redlock.using(resources, ttl, settings, run)
+    return await holder(redlock).using(ttl, settings, run)
   } catch (error) {
     // Interrupted while waiting: whatever the unfinished acquisition reports, the status is the
     // signal's.
@@ -448,24 +507,29 @@ function nodeEntry(n) {
   return { node: n.node, state: 'held', value: n.value, ttlMs: n.ttlMs ?? -1, fencingCounter: n.fencingCounter?.toString() }
 }
 
+/** Each member's health for the servers list: { uptimeS, young } of a plain server, else {}. */
+function readHealths(urls, timeout, tls, window) {
+  return Promise.all(
+    urls.map(async (member) => {
+      if (Array.isArray(member)) return {}
+      const conn = new Conn(member, { timeout, tls })
+      try {
+        const h = await readHealth(conn)
+        return h ? { uptimeS: h.uptimeS, young: !h.durable && h.uptimeS * 1000 < window } : {}
+      } catch {
+        return {}
+      } finally {
+        conn.close()
+      }
+    }),
+  )
+}
+
 /** One reading: `redlock.inspect()` of every resource, and each plain server's health. */
 async function readInspection(redlock, urls, resources, timeout, tls, window) {
   const [reports, healths] = await Promise.all([
     redlock.inspect(resources, { requestTimeout: timeout }),
-    Promise.all(
-      urls.map(async (member) => {
-        if (Array.isArray(member)) return {}
-        const conn = new Conn(member, { timeout, tls })
-        try {
-          const h = await readHealth(conn)
-          return h ? { uptimeS: h.uptimeS, young: !h.durable && h.uptimeS * 1000 < window } : {}
-        } catch {
-          return {}
-        } finally {
-          conn.close()
-        }
-      }),
-    ),
+    readHealths(urls, timeout, tls, window),
   ])
   return reports.map((r) => {
     const perNode = r.nodes.map((n, i) => ({ ...nodeEntry(n), ...healths[i] }))
@@ -474,6 +538,145 @@ async function readInspection(redlock, urls, resources, timeout, tls, window) {
       r.verdict === 'held' ? holding.filter((e) => e.value === r.value).length : r.verdict === 'free' ? 0 : holding.length
     return { resource: r.resource, quorum: r.quorum, status: STATUS[r.verdict], ...(r.value !== null && { value: r.value }), nodes, perNode }
   })
+}
+
+/**
+ * A key of a semaphore or read-write lock on `resource`, as the library names it: under the
+ * resource's own Redis Cluster hash tag when it has a non-empty one, else the resource in braces.
+ */
+function partKey(resource, part) {
+  const open = resource.indexOf('{')
+  const close = open === -1 ? -1 : resource.indexOf('}', open + 1)
+  return `${close > open + 1 ? resource : `{${resource}}`}:${part}`
+}
+
+/**
+ * One reading of semaphore `name` with `permits` permits: per slot (`name`'s `permit:i` key)
+ * whether a quorum holds it, and per node the slots it holds, with value and TTL.
+ */
+async function readPermits(redlock, urls, name, permits, timeout, tls, window) {
+  const keys = Array.from({ length: permits }, (_, i) => partKey(name, `permit:${i + 1}`))
+  const reports = await readInspection(redlock, urls, keys, timeout, tls, window)
+  const slots = reports.map((r, i) => ({ slot: i + 1, key: r.resource, status: r.status, ...(r.value && { value: r.value }), nodes: r.nodes }))
+  const perNode = reports[0].perNode.map((first, i) => {
+    const down = reports.map((r) => r.perNode[i]).find((e) => e.state === 'down')
+    if (down) return down
+    const held = reports.flatMap((r, slot) => {
+      const e = r.perNode[i]
+      return e.state === 'held' ? [{ slot: slot + 1, value: e.value, ttlMs: e.ttlMs }] : []
+    })
+    const { value, ttlMs, fencingCounter, ...node } = first
+    return { ...node, state: held.length ? 'held' : 'free', permits: held }
+  })
+  const held = slots.filter((s) => s.status === 'locked').length
+  const status = reports[0].status === 'unknown' ? 'unknown' : held === 0 ? 'free' : held === permits ? 'full' : 'in use'
+  return { resource: name, permits, quorum: reports[0].quorum, status, held, slots, perNode }
+}
+
+/**
+ * The readers of a read-write lock on one member: [{ value, remainingMs }], the remaining
+ * time by that server's clock (ZRANGE … WITHSCORES and TIME on one connection). A cluster is
+ * read on a startup node that answers, following its MOVED to the key's master.
+ */
+async function readReaders(member, key, timeout, tls) {
+  const seeds = Array.isArray(member) ? member : [member]
+  let failure
+  for (let url of seeds) {
+    for (let hops = 0; hops < 3; hops++) {
+      const conn = new Conn(url, { timeout, tls })
+      try {
+        const [entries, time] = await Promise.all([conn.send('ZRANGE', key, 0, -1, 'WITHSCORES'), conn.send('TIME')])
+        const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000)
+        const readers = []
+        for (let j = 0; j < entries.length; j += 2) readers.push({ value: entries[j], remainingMs: Number(entries[j + 1]) - now })
+        return readers
+      } catch (error) {
+        failure = error
+        const moved = /^MOVED \d+ (.+):(\d+)$/.exec(error.message)
+        if (!moved) break
+        const next = new URL(url)
+        next.hostname = moved[1].includes(':') ? `[${moved[1]}]` : moved[1]
+        next.port = moved[2]
+        url = next.toString()
+      } finally {
+        conn.close()
+      }
+    }
+  }
+  throw failure
+}
+
+/**
+ * One reading of the read-write lock on `name`: per node the writer (value, TTL), the readers
+ * (value, remaining ms by the node's clock) and a waiting writer's intent; then who holds it
+ * on a quorum.
+ */
+async function readReadWrite(redlock, urls, name, timeout, tls, window) {
+  const keys = { write: partKey(name, 'write'), readers: partKey(name, 'readers'), intent: partKey(name, 'intent') }
+  const [[write, intent], readers] = await Promise.all([
+    readInspection(redlock, urls, [keys.write, keys.intent], timeout, tls, window),
+    Promise.all(urls.map((member) => readReaders(member, keys.readers, timeout, tls).catch((error) => error))),
+  ])
+  const holder = (e) => (e.state === 'held' ? { value: e.value, ttlMs: e.ttlMs } : null)
+  const perNode = write.perNode.map((w, i) => {
+    const { value, ttlMs, fencingCounter, ...node } = w
+    if (w.state === 'down') return w
+    const read = readers[i] instanceof Error ? null : readers[i]
+    const entry = { ...node, writer: holder(w), readers: read, intent: holder(intent.perNode[i]) }
+    if (!read) entry.readersError = readers[i].message
+    entry.state = entry.writer || (read && read.some((r) => r.remainingMs > 0)) ? 'held' : 'free'
+    return entry
+  })
+  // The readers that a quorum of nodes hold, unexpired.
+  const counts = new Map()
+  for (const e of perNode) {
+    for (const r of e.readers || []) if (r.remainingMs > 0) counts.set(r.value, (counts.get(r.value) || 0) + 1)
+  }
+  const quorumReaders = [...counts].filter(([, n]) => n >= write.quorum).map(([value]) => value)
+  const status =
+    write.status === 'unknown'
+      ? 'unknown'
+      : write.status === 'locked'
+        ? 'write-locked'
+        : quorumReaders.length
+          ? 'read-locked'
+          : perNode.some((e) => e.state === 'held')
+            ? 'partly held'
+            : 'free'
+  return {
+    resource: name,
+    quorum: write.quorum,
+    status,
+    writer: write.status === 'locked' ? write.value : null,
+    ...(write.status === 'locked' && { nodes: write.nodes }),
+    readers: quorumReaders,
+    writerWaiting: perNode.some((e) => e.intent),
+    keys,
+    perNode,
+  }
+}
+
+/** One table row: the node, what it holds (or free, down), the value's prefix and its TTL. */
+function row(node, width, label, value, ttlMs) {
+  const ttl = ttlMs === undefined ? '' : ttlMs > 0 ? `ttl ${formatMs(ttlMs)}` : ttlMs < 0 ? 'ttl none' : 'expired'
+  return `  ${node.padEnd(width)}  ${label.padEnd(8)}  ${value === undefined ? '' : `${prefix(value).padEnd(10)} ${ttl}`}`.trimEnd()
+}
+
+/** The rows of a node that did not answer. */
+const downRow = (e, width) => `  ${e.node.padEnd(width)}  ${'down'.padEnd(8)}  ${e.error}: ${e.message}`
+
+/** The servers list under a table: each plain server's uptime, the young ones marked. */
+function formatServers(perNode, width, window) {
+  const servers = perNode.filter((e) => e.uptimeS !== undefined)
+  if (!servers.length) return []
+  const lines = ['servers:']
+  for (const e of servers) {
+    const young = e.young
+      ? `  young: up less than ${formatMs(window)}, its votes for an acquisition do not count while a minority is young (restart guard)`
+      : ''
+    lines.push(`  ${e.node.padEnd(width)}  up ${formatMs(e.uptimeS * 1000)}${young}`)
+  }
+  return lines
 }
 
 /** The table of one reading. */
@@ -493,16 +696,50 @@ function formatInspection(report, memberCount, window) {
       lines.push(`  ${e.node.padEnd(width)}  ${e.state.padEnd(4)}  ${detail}`.trimEnd())
     }
   }
-  const servers = report[0].perNode.filter((e) => e.uptimeS !== undefined)
-  if (servers.length) {
-    lines.push('servers:')
-    for (const e of servers) {
-      const young = e.young
-        ? `  young: up less than ${formatMs(window)}, its votes for an acquisition do not count while a minority is young (restart guard)`
-        : ''
-      lines.push(`  ${e.node.padEnd(width)}  up ${formatMs(e.uptimeS * 1000)}${young}`)
-    }
+  lines.push(...formatServers(report[0].perNode, width, window))
+  return lines.join('\n') + '\n'
+}
+
+/** The table of one reading of a semaphore: per node, each permit slot it holds. */
+function formatPermits(report, window) {
+  const width = Math.max(...report.perNode.map((e) => e.node.length))
+  const summary =
+    report.status === 'unknown'
+      ? 'unknown: fewer than a quorum of nodes answered'
+      : `${report.held} of ${report.permits} permits held`
+  const lines = [`${report.resource}: ${summary} (quorum ${report.quorum})`]
+  for (const e of report.perNode) {
+    if (e.state === 'down') lines.push(downRow(e, width))
+    else if (e.state === 'free') lines.push(row(e.node, width, 'free'))
+    else for (const p of e.permits) lines.push(row(e.node, width, `permit ${p.slot}`, p.value, p.ttlMs))
   }
+  lines.push(...formatServers(report.perNode, width, window))
+  return lines.join('\n') + '\n'
+}
+
+/** The table of one reading of a read-write lock: per node the writer, the readers, the intent. */
+function formatReadWrite(report, memberCount, window) {
+  const width = Math.max(...report.perNode.map((e) => e.node.length))
+  const who =
+    report.status === 'write-locked'
+      ? ` by ${prefix(report.writer)} (${report.nodes} of ${memberCount} nodes hold it, quorum ${report.quorum})`
+      : report.status === 'read-locked'
+        ? ` by ${report.readers.length} reader${report.readers.length === 1 ? '' : 's'}: ${report.readers.map(prefix).join(', ')} (quorum ${report.quorum})`
+        : ` (quorum ${report.quorum})`
+  const lines = [`${report.resource}: ${report.status}${who}${report.writerWaiting ? "; a writer's intent keeps new readers out" : ''}`]
+  for (const e of report.perNode) {
+    if (e.state === 'down') {
+      lines.push(downRow(e, width))
+      continue
+    }
+    const rows = []
+    if (e.writer) rows.push(row(e.node, width, 'writer', e.writer.value, e.writer.ttlMs))
+    if (e.readers) for (const r of e.readers) rows.push(row(e.node, width, 'reader', r.value, Math.max(0, r.remainingMs)))
+    else rows.push(`  ${e.node.padEnd(width)}  ${'readers'.padEnd(8)}  unreadable: ${e.readersError}`)
+    if (e.intent) rows.push(row(e.node, width, 'intent', e.intent.value, e.intent.ttlMs))
+    lines.push(...(rows.length ? rows : [row(e.node, width, 'free')]))
+  }
+  lines.push(...formatServers(report.perNode, width, window))
   return lines.join('\n') + '\n'
 }
 
@@ -515,18 +752,42 @@ async function inspect({ values: options, positionals }) {
   const window = parseDuration(options['restart-window'] ?? '60s', '--restart-window', { zero: true })
   const interval = parseDuration(options.interval ?? '1s', '--interval', { min: 100 })
   if (options.interval !== undefined && !options.watch) throw new UsageError('--interval goes with --watch')
+  const permits = options.permits === undefined ? undefined : parsePermits(options.permits)
+  if (permits !== undefined && options.rw) throw new UsageError('--permits and --rw exclude each other: a semaphore, or a read-write lock')
+  const flag = permits !== undefined ? '--permits' : options.rw && '--rw'
+  if (flag && positionals.length !== 1) throw new UsageError(`${flag} takes exactly one NAME, not ${positionals.length}`)
+  const [name] = positionals
+  // What to read and how to show it: plain keys (a list of reports), a semaphore or a
+  // read-write lock (one report each).
+  const view =
+    permits !== undefined
+      ? {
+          read: () => readPermits(redlock, urls, name, permits, timeout, tls, window),
+          table: (report) => formatPermits(report, window),
+          unknown: (report) => report.status === 'unknown',
+        }
+      : options.rw
+        ? {
+            read: () => readReadWrite(redlock, urls, name, timeout, tls, window),
+            table: (report) => formatReadWrite(report, urls.length, window),
+            unknown: (report) => report.status === 'unknown',
+          }
+        : {
+            read: () => readInspection(redlock, urls, positionals, timeout, tls, window),
+            table: (report) => formatInspection(report, urls.length, window),
+            // Every resource was read of the same nodes.
+            unknown: (report) => report[0].status === 'unknown',
+          }
   const redlock = connect(clientEntries(urls, tls))
-  const read = () => readInspection(redlock, urls, positionals, timeout, tls, window)
-  const print = (report) =>
-    options.json ? `${JSON.stringify(report)}\n` : formatInspection(report, urls.length, window)
+  const print = (report) => (options.json ? `${JSON.stringify(report)}\n` : view.table(report))
   try {
     if (!options.watch) {
-      const report = await read()
+      const report = await view.read()
       process.stdout.write(print(report))
-      // Fewer than a quorum answered (every resource was read of the same nodes).
-      return report[0].status === 'unknown' ? EXIT.NOT_ACQUIRED : 0
+      // Fewer than a quorum answered.
+      return view.unknown(report) ? EXIT.NOT_ACQUIRED : 0
     }
-    return await watch(read, print, interval)
+    return await watch(view.read, print, interval)
   } finally {
     await redlock.quit()
   }
