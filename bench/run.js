@@ -6,7 +6,9 @@
 // Starts 5 throwaway redis-server processes on loopback, then for every repetition and every
 // scenario runs each contender in turn (in a rotating order, so that drifting noise falls on
 // all of them alike) in a child process of its own, on the same servers, flushed in between.
-// Writes results.md, chart.svg and results.json to the output folder and prints the tables.
+// Writes results.md, chart.svg and results.json to the output folder and prints the tables;
+// then runs the semaphore and read-write lock benchmarks (bench/semaphore.js, bench/rwlock.js),
+// which print tables of their own.
 //
 // Options: --smoke, --reps N, --out DIR, --contenders id,id (optional ones included, such as
 // engine-rust-mt and engine-rust-ct), --scenarios id,id, --modes mode,mode (redlock-rs modes,
@@ -327,6 +329,15 @@ async function main() {
   }
   console.log(`\n${markdown}`)
   console.log(`written to ${out} in ${meta.seconds} s`)
+  // Then the semaphore and read-write lock scenarios: programs of their own (their own
+  // contenders and loops, their own servers), unless --scenarios or --contenders chose others.
+  if (!options.scenarios && !options.contenders) {
+    for (const program of ['semaphore.js', 'rwlock.js']) {
+      const args = [path.join(__dirname, program), ...(options.smoke ? ['--smoke'] : []), ...(options.reps ? ['--reps', String(options.reps)] : [])]
+      console.log(`\n$ node bench/${program} ${args.slice(1).join(' ')}`)
+      if (spawnSync(process.execPath, args, { stdio: 'inherit' }).status !== 0) process.exitCode = 1
+    }
+  }
 }
 
 main().catch((error) => {
