@@ -265,56 +265,42 @@ class Lock {
 
 /** A Redlock client over N independent Redis masters. */
 /**
- * At most `permits` holders of `resource` at a time (`Redlock#semaphore`). Each grant is a
- * `Lock` on the permit slots it holds: release, extend, `Symbol.asyncDispose` and `using`'s
- * watchdog work as for a mutex.
+ * What acquires something other than a plain lock: a semaphore, a side of a read-write lock.
+ * `acquire` resolves with a `Lock`; `using` runs a routine while holding one, as
+ * `Redlock#using` does.
  */
-class Semaphore {
+class LockSide {
   #acquire
   #using
 
-  /** @internal Semaphores are made by `Redlock#semaphore`. */
-  constructor(token, resource, permits, acquire, using) {
-    if (token !== internal) {
-      throw new TypeError('Semaphore instances are made by Redlock#semaphore')
-    }
-    this.resource = resource
-    this.permits = permits
+  /** @internal Made by `Redlock#semaphore` and `Redlock#readWriteLock`. */
+  constructor(token, acquire, using) {
+    if (token !== internal) throw new TypeError(`${new.target.name} instances are made by a Redlock`)
     this.#acquire = acquire
     this.#using = using
   }
 
-  /** Acquires one permit for `duration` ms, or `settings.count` permits at once (all or none). */
+  /** Acquires for `duration` ms; resolves with a `Lock`. */
   acquire(duration, settings) {
     return this.#acquire(duration, settings)
   }
 
-  /** Runs `routine(signal, { lock, extensions })` while holding permits, as `Redlock#using`. */
+  /** Runs `routine(signal, { lock, extensions })` while holding it, as `Redlock#using`. */
   using(duration, settings, routine) {
     return this.#using(duration, settings, routine)
   }
 }
 
-/** One side of a `ReadWriteLock`: `acquire` and `using`, as a semaphore's. */
-class LockSide {
-  #acquire
-  #using
-
-  /** @internal Made by `Redlock#readWriteLock`. */
-  constructor(token, acquire, using) {
-    if (token !== internal) throw new TypeError('LockSide instances are made by Redlock#readWriteLock')
-    this.#acquire = acquire
-    this.#using = using
-  }
-
-  /** Acquires this side for `duration` ms; resolves with a `Lock`. */
-  acquire(duration, settings) {
-    return this.#acquire(duration, settings)
-  }
-
-  /** Runs `routine(signal, { lock, extensions })` while holding this side, as `Redlock#using`. */
-  using(duration, settings, routine) {
-    return this.#using(duration, settings, routine)
+/**
+ * At most `permits` holders of `resource` at a time (`Redlock#semaphore`). Each grant is a
+ * `Lock` on the permit slots it holds; `acquire(duration, { count })` takes several at once.
+ */
+class Semaphore extends LockSide {
+  /** @internal Semaphores are made by `Redlock#semaphore`. */
+  constructor(token, resource, permits, acquire, using) {
+    super(token, acquire, using)
+    this.resource = resource
+    this.permits = permits
   }
 }
 
