@@ -193,6 +193,17 @@ describe('permits behave as locks', () => {
     await until(async () => (await holders(key, 3)).size === 0)
   })
 
+  test('a multi-permit grant that reached only a minority of nodes is undone there', async () => {
+    const key = uniqueKey('sem-partial')
+    // Slot 1 is held by another holder on nodes 0-2: only nodes 3 and 4 can give both slots.
+    for (const url of direct.slice(0, 3)) await command(url, 'SET', slots(key, 2)[0], 'theirs', 'PX', TTL)
+    const refused = await redlock().semaphore(key, 2).acquire(TTL, { count: 2 }).catch((e) => e)
+    expect(refused).toBeInstanceOf(ExecutionError)
+    // The attempt took both slots on nodes 3 and 4, and its undo cleared them before it failed.
+    expect(await valuesOnAll(direct, slots(key, 2)[0])).toEqual(['theirs', 'theirs', 'theirs', null, null])
+    expect(await valuesOnAll(direct, slots(key, 2)[1])).toEqual(Array(5).fill(null))
+  })
+
   test('a waiter gets the permit released by a holder (wake-on-release)', async () => {
     const key = uniqueKey('sem-wake')
     const rl = redlock()
