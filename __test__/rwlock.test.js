@@ -4,6 +4,7 @@
 // that a stream of readers cannot starve and that ends with the writer, and the Lock semantics
 // of a mutex on each side.
 
+const { spawn } = require('node:child_process')
 const Redlock = require('..')
 const { ExecutionError, ResourceLockedError, Lock, ReadWriteLock } = Redlock
 const { command, until, valuesOnAll } = require('./support/servers')
@@ -76,8 +77,7 @@ describe('readers together, a writer alone', () => {
     await expect(redlock().readWriteLock(resource).read.acquire(TTL)).rejects.toThrow(ResourceLockedError)
     await expect(redlock().readWriteLock(resource).write.acquire(TTL)).rejects.toThrow(ResourceLockedError)
     await writer.release()
-    // Readers wait until the refused writer's intent has expired (it asked once, long ago).
-    const after = await redlock({ retryCount: -1, retryDelay: 50 }).readWriteLock(resource).read.acquire(TTL)
+    const after = await redlock({ retryCount: 20, retryDelay: 50 }).readWriteLock(resource).read.acquire(TTL)
     expect(after.valid).toBe(true)
   })
 
@@ -128,22 +128,43 @@ describe('write preference', () => {
     await Promise.all(loops)
   }, 40000)
 
-  test("a writer that stops asking lets readers in once its intent expires", async () => {
-    const resource = uniqueKey('rw-crashed-writer')
-    const rl = redlock({ requestTimeout: 100, retryDelay: 100, retryJitter: 0 })
+  test('a writer that gives up clears its intent at once', async () => {
+    const resource = uniqueKey('rw-gave-up')
+    const rl = redlock()
     const rw = rl.readWriteLock(resource)
     const reader = await rw.read.acquire(TTL)
-    // Refused once, and never asks again: it left its intent on every node.
     await expect(rw.write.acquire(TTL)).rejects.toThrow(ResourceLockedError)
-    await until(async () => (await valuesOnAll(direct, keys(resource).intent)).every((v) => v !== null))
+    expect(await valuesOnAll(direct, keys(resource).intent)).toEqual(Array(5).fill(null))
+    const next = await rw.read.acquire(TTL)
+    await Promise.all([reader.release(), next.release()])
+  })
+
+  test('a writer that crashed while waiting keeps readers out only until its intent expires', async () => {
+    const resource = uniqueKey('rw-crashed-writer')
+    const rl = redlock({ retryDelay: 100, retryJitter: 0 })
+    const reader = await rl.readWriteLock(resource).read.acquire(TTL)
+    // A writer in a process of its own waits behind the reader, then dies without a word.
+    const program = `
+      const Redlock = require(${JSON.stringify(require.resolve('..'))})
+      const rl = new Redlock(${JSON.stringify(urls)}, { retryCount: -1, retryDelay: 100, retryJitter: 0, requestTimeout: 300 })
+      rl.readWriteLock(${JSON.stringify(resource)}).write.acquire(${TTL})
+      setInterval(() => {}, 1000)
+    `
+    const writer = spawn(process.execPath, ['-e', program], { stdio: 'ignore' })
+    try {
+      await until(async () => (await valuesOnAll(direct, keys(resource).intent)).every((v) => v !== null), { timeout: 10000 })
+    } finally {
+      writer.kill('SIGKILL')
+    }
+    await expect(rl.readWriteLock(resource).read.acquire(TTL, { retryCount: 0 })).rejects.toThrow(ResourceLockedError)
+    // Twice its longest pause (100 ms) plus its request timeout (300 ms): about 800 ms.
     const intentTtl = await command(direct[0], 'PTTL', keys(resource).intent)
     expect(intentTtl).toBeGreaterThan(0)
-    expect(intentTtl).toBeLessThan(TTL)
-    await expect(rw.read.acquire(TTL)).rejects.toThrow(ResourceLockedError)
-    const late = await rw.read.acquire(TTL, { retryCount: -1 })
+    expect(intentTtl).toBeLessThanOrEqual(800)
+    const late = await rl.readWriteLock(resource).read.acquire(TTL, { retryCount: -1 })
     expect(late.valid).toBe(true)
     await Promise.all([reader.release(), late.release()])
-  }, 20000)
+  }, 30000)
 })
 
 describe('each side behaves as a lock', () => {
@@ -199,6 +220,8 @@ describe('each side behaves as a lock', () => {
     setTimeout(() => controller.abort(), 100)
     await expect(waiting).rejects.toThrow(Redlock.AbortError)
     expect(await valuesOnAll(direct, keys(resource).write)).toEqual(Array(5).fill(null))
+    // Its intent went with it: readers are not kept out by a writer that stopped.
+    expect(await valuesOnAll(direct, keys(resource).intent)).toEqual(Array(5).fill(null))
     await reader.release()
   })
 })

@@ -113,6 +113,10 @@ impl Redlock {
             if acquired.is_ok() && waiting.woken {
                 self.stats.handoff();
             }
+            if acquired.is_err() && lock.kind == Kind::Write {
+                // Given up: its intent must not keep readers out any longer.
+                self.undo(lock, true, true, per_node).decide(true).await;
+            }
             acquired
         };
         let stopped = tokio::select! {
@@ -124,7 +128,7 @@ impl Redlock {
         };
         // An attempt may have been in flight: undo it on every node, after it (the lanes see
         // to the order), before answering.
-        self.undo(lock, &[], per_node).decide(true).await;
+        self.undo(lock, false, true, per_node).decide(true).await;
         Err(match stopped {
             Error::Aborted { .. } => Error::Aborted { attempts },
             _ => Error::AcquireTimeout { attempts },
@@ -213,12 +217,8 @@ impl Redlock {
         // that contenders it was blocking try again (its own waiter ignores it), unless
         // another lock was seen on a quorum: contenders woken then would only find that lock,
         // and spend a retry each.
-        let announce: &[&str] = match another_won {
-            true => &[],
-            false => &[notice::CHANNEL_PREFIX],
-        };
         // It runs on its own while the acquirer waits to retry.
-        let undo = Some(self.undo(lock, announce, per_node).detach());
+        let undo = Some(self.undo(lock, !another_won, false, per_node).detach());
         (
             record,
             Outcome::Missed(Missed {
@@ -309,9 +309,8 @@ impl Redlock {
         // of the deletion then wakes it, as it wakes the other processes.)
         let hand_on = || self.waits.released(&self.nodes, lock.whole());
         let attempt = || async {
-            let announce = &[notice::CHANNEL_PREFIX];
             let decided = self
-                .undo(lock, announce, settings.request_timeout)
+                .undo(lock, true, true, settings.request_timeout)
                 .decide_once_sent(false, hand_on)
                 .await;
             let nodes_held = decided.record.votes.iter().filter(|(_, v)| v.is_for());
@@ -336,12 +335,23 @@ impl Redlock {
 
     /// Starts deleting the lock's keys (for permits, every slot of the semaphore) on every
     /// node where they still hold its value (the release script), announcing each deletion
-    /// on the channels prefixed by `announce`.
-    fn undo(&self, lock: &Lock, announce: &[&str], per_node: Duration) -> Round {
+    /// (on the [`notice`] channels) when `announce` is set. With `end`, the acquisition is over
+    /// (released, given up or stopped): a writer's intent goes too, where an undo between two
+    /// attempts leaves it to keep new readers out.
+    fn undo(&self, lock: &Lock, announce: bool, end: bool, per_node: Duration) -> Round {
         let [.., release] = script::of(lock.kind);
+        let prefix = match announce {
+            true => notice::CHANNEL_PREFIX,
+            false => "",
+        };
+        let args: &[&str] = match (end && lock.kind == Kind::Write, announce) {
+            (true, _) => &[prefix, "end"],
+            (false, true) => &[prefix],
+            (false, false) => &[],
+        };
         let request = Request {
             script: release,
-            args: announce,
+            args,
             keys: Keys::Whole,
             counting: Counting::Answered,
             guard: None,

@@ -19,8 +19,9 @@
 //! Write preference: a writer refused because readers hold the lock leaves its intent on that
 //! node, which keeps new readers out while the readers there finish; a reader's release wakes
 //! the writer, which tries again (refreshing its intent) until it is admitted and clears it.
-//! The intent expires by itself ([`intent`]) when the writer stops asking (it crashed, gave up
-//! or was aborted), so a writer that is gone cannot keep readers out for longer than that.
+//! Its release (and its giving up, or its abort) clears its intent on every node; the intent
+//! expires by itself ([`intent`]) when the writer stops asking without either (it crashed), so
+//! a writer that is gone cannot keep readers out for longer than that.
 
 use std::sync::Arc;
 use std::time::Duration;

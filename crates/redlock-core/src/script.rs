@@ -426,13 +426,21 @@ return 1
     )
 });
 
-/// Compare-and-delete of the writer key, announced: [`RELEASE`] for the write side. Its intent
-/// is left to expire, so that undoing a missed attempt does not let new readers in ahead of it.
+/// Compare-and-delete of the writer key, announced: [`RELEASE`] for the write side. With
+/// `ARGV[3]` "end" (the acquisition is over: released, given up, stopped) it also deletes the
+/// writer's own intent; an undo between two attempts leaves it, to keep new readers out.
 pub static WRITE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
     let source = format!(
         "{ANNOUNCE_WRITER_KEY}{}",
         r#"
+local ended = ARGV[3] == "end" and redis.call("GET", KEYS[3]) == ARGV[1]
+if ended then
+  redis.call("DEL", KEYS[3])
+end
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then
+  if ended then
+    announce()
+  end
   return 0
 end
 redis.call("DEL", KEYS[1])

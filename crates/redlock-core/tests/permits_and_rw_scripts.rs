@@ -7,7 +7,7 @@ mod support;
 
 use redlock_core::node::{Answer, Node};
 use redlock_core::rwlock;
-use redlock_core::script::{PERMITS, READ_ACQUIRE, READ_RELEASE, WRITE_ACQUIRE};
+use redlock_core::script::{PERMITS, READ_ACQUIRE, READ_RELEASE, WRITE_ACQUIRE, WRITE_RELEASE};
 use redlock_core::semaphore::slot_names;
 use redlock_core::NodeError;
 use support::Server;
@@ -110,4 +110,27 @@ async fn readers_share_a_writer_excludes_them_and_its_intent_keeps_new_readers_o
         side(&node, "doc", false, "r4").await.holder.as_deref(),
         Some("w")
     );
+}
+
+#[tokio::test]
+async fn an_undo_between_attempts_keeps_the_writers_intent_and_its_end_clears_it() {
+    let server = Server::start();
+    let node = Node::new(server.config());
+    let keys = rwlock::keys("ledger");
+    assert_eq!(side(&node, "ledger", false, "r").await.count, 1);
+    assert_eq!(side(&node, "ledger", true, "w").await.count, 0);
+    let undo = ["w", ""].map(str::to_owned);
+    node.eval(&WRITE_RELEASE, &keys, &undo).await.unwrap();
+    assert_eq!(
+        server.get(&keys[2]).as_deref(),
+        Some("w"),
+        "kept between attempts"
+    );
+    // Another writer's end does not clear it; its own does.
+    let other = ["x", "", "end"].map(str::to_owned);
+    node.eval(&WRITE_RELEASE, &keys, &other).await.unwrap();
+    assert_eq!(server.get(&keys[2]).as_deref(), Some("w"));
+    let end = ["w", "", "end"].map(str::to_owned);
+    node.eval(&WRITE_RELEASE, &keys, &end).await.unwrap();
+    assert_eq!(server.get(&keys[2]), None);
 }
