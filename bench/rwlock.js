@@ -30,10 +30,10 @@
 // with code 1. The loops stop asking at the deadline and the window (for the rates) ends
 // when the last of them has released, so a wait that began before the deadline counts whole.
 
-const { fork } = require('node:child_process')
 const os = require('node:os')
 
 const { readOptions } = require('./options')
+const { runChild, fmt, quantile, median } = require('./figures')
 
 const READERS = 8
 const HOLD_MS = 2
@@ -212,7 +212,7 @@ async function main() {
         await flushAll(urls) // no keys left over from the run before
         process.stderr.write(`rep ${rep + 1}/${reps} ${variant}: `)
         const key = `bench-rwlock:${process.pid}:${rep}:${variant}`
-        const r = await runChild({ variant, urls, key, seconds })
+        const r = await runChild(__filename, { variant, urls, key, seconds }, variant)
         process.stderr.write(
           `${r.readerRate.toFixed(0)} reader + ${r.writerRate.toFixed(1)} writer grants/s, ` +
             `writer wait max ${fmt(r.writerMax)} ms, readers under the writer ${r.readersUnderWriter}\n`,
@@ -248,7 +248,7 @@ async function main() {
     console.log(
       `| ${name} | ${mid('readerRate').toFixed(0)} (${range}) | ${mid('writerRate').toFixed(1)} | ` +
         `${fmt(mid('writerP50'))} | ${fmt(mid('writerP99'))} | ${fmt(most('writerMax'))} | ` +
-        `${fmt(mid('readerP50'))} | ${fmt(mid('readerP99'))} | ${fmt(most('readerMax'))} | ${fmt3(mid('cpuPerGrant'))} | ` +
+        `${fmt(mid('readerP50'))} | ${fmt(mid('readerP99'))} | ${fmt(most('readerMax'))} | ${mid('cpuPerGrant').toFixed(3)} | ` +
         `${most('readersUnderWriter')} | ${most('maxReaders')} | ${failures} |`,
     )
   }
@@ -262,38 +262,3 @@ async function main() {
 }
 
 /** Forks this file as one variant's process and resolves with its result. */
-function runChild(config) {
-  return new Promise((resolve, reject) => {
-    const proc = fork(__filename, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    let result
-    proc.on('message', (m) => (result = m))
-    proc.on('error', reject)
-    proc.on('exit', (code) =>
-      result && code === 0 ? resolve(result) : reject(new Error(`${config.variant}: exit code ${code}`)),
-    )
-    proc.send(config)
-  })
-}
-
-function fmt(ms) {
-  return ms === undefined || !Number.isFinite(ms) ? '–' : ms < 10 ? ms.toFixed(2) : ms.toFixed(1)
-}
-
-function fmt3(ms) {
-  return ms === undefined || !Number.isFinite(ms) ? '–' : ms.toFixed(3)
-}
-
-// The same nearest-rank quantile and median as bench/semaphore.js (and bench/handoff.js,
-// bench/report.js); none of them exports these (module-private helpers of scripts, and
-// semaphore.js runs main() when required), so they are repeated here rather than changing
-// those files in this commit.
-function quantile(sorted, q) {
-  if (!sorted.length) return undefined
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}

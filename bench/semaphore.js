@@ -25,10 +25,10 @@
 // the releaser hears that its release is done), so more than 4 means two grants of one
 // permit overlapped. For redlock-rs that is a failure: the program exits with code 1.
 
-const { fork } = require('node:child_process')
 const os = require('node:os')
 
 const { readOptions } = require('./options')
+const { runChild, fmt, quantile, median } = require('./figures')
 
 const LOOPS = 16
 const PERMITS = 4
@@ -199,7 +199,7 @@ async function main() {
         await flushAll(urls) // no keys left over from the run before
         process.stderr.write(`rep ${rep + 1}/${reps} ${contender}: `)
         const key = `bench-semaphore:${process.pid}:${rep}:${contender}`
-        const r = await runChild({ contender, urls, key, seconds })
+        const r = await runChild(__filename, { contender, urls, key, seconds }, contender)
         process.stderr.write(`${r.grantsPerSecond.toFixed(0)} grants/s, max holders ${r.maxHolders}\n`)
         results[contender].push(r)
       }
@@ -241,33 +241,3 @@ async function main() {
 }
 
 /** Forks this file as one contender's process and resolves with its result. */
-function runChild(config) {
-  return new Promise((resolve, reject) => {
-    const proc = fork(__filename, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    let result
-    proc.on('message', (m) => (result = m))
-    proc.on('error', reject)
-    proc.on('exit', (code) =>
-      result && code === 0 ? resolve(result) : reject(new Error(`${config.contender}: exit code ${code}`)),
-    )
-    proc.send(config)
-  })
-}
-
-function fmt(ms) {
-  return ms === undefined || Number.isNaN(ms) ? '–' : ms < 10 ? ms.toFixed(2) : ms.toFixed(1)
-}
-
-// The same nearest-rank quantile and median as bench/handoff.js and bench/report.js use;
-// neither module exports its own (both are module-private helpers of scripts), so they are
-// repeated here rather than changing those files in this commit.
-function quantile(sorted, q) {
-  if (!sorted.length) return undefined
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
