@@ -44,6 +44,31 @@ fn counted<T>(
     engine.stats().operation(op, started.elapsed(), outcome);
 }
 
+/// Runs an acquisition on the engine, counted in its stats, and answers its outcome (the
+/// lock, or the failure over `keys` keys per node).
+fn acquisition<'env, F>(
+    env: &'env Env,
+    engine: Arc<redlock_core::Redlock>,
+    labels: Arc<[String]>,
+    keys: usize,
+    acquire: impl FnOnce(Arc<redlock_core::Redlock>) -> F + Send + 'static,
+) -> Result<PromiseRaw<'env, Outcome>>
+where
+    F: std::future::Future<
+            Output = std::result::Result<Arc<redlock_core::Lock>, redlock_core::Error>,
+        > + Send,
+{
+    runtime::spawn(env, async move {
+        let started = Instant::now();
+        let acquired = acquire(engine.clone()).await;
+        counted(&engine, Op::Acquire, started, &acquired);
+        match acquired {
+            Ok(lock) => Outcome::held(lock, &labels),
+            Err(e) => failure(&e, &labels, keys),
+        }
+    })
+}
+
 /// Runs the checks of a call: a refusal is thrown as a [`Failure`].
 fn checked<T>(env: &Env, check: impl FnOnce() -> Checked<T>) -> Result<T> {
     check().map_err(|refused| Failure::throw(env, refused))
@@ -150,15 +175,8 @@ impl Redlock {
         })?;
         let (engine, labels, keys) = (self.engine.clone(), self.labels.clone(), resources.len());
         let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
-        runtime::spawn(env, async move {
-            let started = Instant::now();
-            let acquired = engine.acquire_cancellable(resources, ttl, &settings, &cancel);
-            let acquired = acquired.await;
-            counted(&engine, Op::Acquire, started, &acquired);
-            match acquired {
-                Ok(lock) => Outcome::held(lock, &labels),
-                Err(e) => failure(&e, &labels, keys),
-            }
+        acquisition(env, engine, labels, keys, move |engine| async move {
+            (engine.acquire_cancellable(resources, ttl, &settings, &cancel)).await
         })
     }
 
@@ -193,17 +211,15 @@ impl Redlock {
         })?;
         let (engine, labels) = (self.engine.clone(), self.labels.clone());
         let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
-        runtime::spawn(env, async move {
-            let started = Instant::now();
-            let acquired =
-                engine.acquire_permits(&resource, permits, count, ttl, &settings, &cancel);
-            let acquired = acquired.await;
-            counted(&engine, Op::Acquire, started, &acquired);
-            match acquired {
-                Ok(lock) => Outcome::held(lock, &labels),
-                Err(e) => failure(&e, &labels, count as usize),
-            }
-        })
+        acquisition(
+            env,
+            engine,
+            labels,
+            count as usize,
+            move |engine| async move {
+                (engine.acquire_permits(&resource, permits, count, ttl, &settings, &cancel)).await
+            },
+        )
     }
 
     /// Throws what `acquireReadWrite` would refuse of a read-write lock's `resource`.
@@ -234,15 +250,8 @@ impl Redlock {
         })?;
         let (engine, labels) = (self.engine.clone(), self.labels.clone());
         let cancel = cancellation.map(|c| c.token.clone()).unwrap_or_default();
-        runtime::spawn(env, async move {
-            let started = Instant::now();
-            let acquired = engine.acquire_rw(&resource, write, ttl, &settings, &cancel);
-            let acquired = acquired.await;
-            counted(&engine, Op::Acquire, started, &acquired);
-            match acquired {
-                Ok(lock) => Outcome::held(lock, &labels),
-                Err(e) => failure(&e, &labels, 1),
-            }
+        acquisition(env, engine, labels, 1, move |engine| async move {
+            (engine.acquire_rw(&resource, write, ttl, &settings, &cancel)).await
         })
     }
 
