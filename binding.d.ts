@@ -232,7 +232,14 @@ export interface Outcome {
   lock?: Lock
   /** For a release: how many nodes still held the lock and deleted it. */
   nodesHeld?: number
-  /** The attempts made. */
+  /**
+   * The attempts, when every vote recorded was for: three numbers per attempt (how many
+   * nodes took part, the quorum, and a bit per node, by its index among the nodes, for
+   * each node that voted for). `attempts` is then empty; JavaScript makes the attempts
+   * from these only when someone reads them.
+   */
+  tally?: Array<number>
+  /** The attempts made, when there is no `tally`. */
   attempts: Array<AttemptStats>
   /** Why the operation failed, if it did. */
   error?: Failure

@@ -151,6 +151,41 @@ function executionStats(attempt) {
   }
 }
 
+/**
+ * A successful outcome's attempts as the binding tallied them (every recorded vote for): per
+ * attempt the membership, the quorum and a bit per node that voted for, by its index in
+ * `nodes`. Made into ExecutionStats only when someone reads them.
+ */
+class Tally {
+  constructor(numbers, nodes) {
+    this.numbers = numbers
+    this.nodes = nodes
+  }
+
+  stats() {
+    const { numbers, nodes } = this
+    const attempts = []
+    for (let i = 0; i + 2 < numbers.length; i += 3) {
+      const votesFor = new Set()
+      for (let node = 0; node < nodes.length; node++) {
+        if (numbers[i + 2] & (1 << node)) votesFor.add(nodes[node])
+      }
+      attempts.push({ membershipSize: numbers[i], quorumSize: numbers[i + 1], votesFor, votesAgainst: new Map() })
+    }
+    return attempts
+  }
+}
+
+/** A successful outcome's attempts: its tally, or ExecutionStats where it has none. */
+function attemptsOf(outcome, nodes) {
+  return outcome.tally ? new Tally(outcome.tally, nodes) : outcome.attempts.map(executionStats)
+}
+
+/** ExecutionStats, from a tally or as they are. */
+function statsOf(attempts) {
+  return attempts instanceof Tally ? attempts.stats() : attempts
+}
+
 /** Settles `promise` through a node-style callback (v4), keeping the promise for v5 code. */
 function withCallback(promise, callback) {
   if (typeof callback === 'function') {
@@ -172,6 +207,8 @@ class Lock {
   #watchdog = null
   /** The acquisition's own settings, which `extend()` reuses (as sesame does). */
   #settings
+  /** ExecutionStats, or a `Tally` until they are first read. */
+  #attempts
   /** @internal Locks are made by `Redlock#acquire`. */
   constructor(token, redlock, nativeLock, requested, attempts, settings) {
     if (token !== internal) {
@@ -183,7 +220,16 @@ class Lock {
     this.#requested = requested
     this.resources = nativeLock.resources
     this.value = nativeLock.value
-    this.attempts = attempts
+    this.#attempts = attempts
+  }
+
+  /** The attempts of the operation that last acquired or extended the lock. */
+  get attempts() {
+    return (this.#attempts = statsOf(this.#attempts))
+  }
+
+  set attempts(attempts) {
+    this.#attempts = attempts
   }
 
   /** The wall-clock instant (ms since the epoch) at which the lock's validity ends. */
@@ -257,8 +303,9 @@ class Lock {
     return lock.#watchdog
   }
 
+  /** An extension's attempts (ExecutionStats or a `Tally`) are the lock's from now on. */
   static update(lock, attempts) {
-    lock.attempts = attempts
+    lock.#attempts = attempts
     return lock
   }
 }
@@ -322,6 +369,8 @@ class Redlock extends EventEmitter {
   #telemetry = null
   /** The client objects the user gave: `quit()` closes them, as node-redlock does. */
   #clients
+  /** The nodes' names, by index, as the binding's tallies count them. */
+  #nodes
 
   constructor(clients, settings, scripts) {
     super()
@@ -335,6 +384,7 @@ class Redlock extends EventEmitter {
     }
     this.#telemetry = telemetryFor(telemetry, this.#native)
     this.#clients = list.filter(isClientObject)
+    this.#nodes = this.#native.nodes
     // Held weakly, so that the native side's reference never keeps this object alive.
     const self = new WeakRef(this)
     this.#native.onNodeError((event) => {
@@ -433,7 +483,7 @@ class Redlock extends EventEmitter {
     const acquired = () =>
       this.#run((binding) => start(binding, cancellation), signal)
         .then((outcome) => {
-          const attempts = outcome.attempts.map(executionStats)
+          const attempts = attemptsOf(outcome, this.#nodes)
           return new Lock(internal, this, outcome.lock, requested, attempts, extensionSettings(settings))
         })
         .finally(() => {
@@ -451,7 +501,8 @@ class Redlock extends EventEmitter {
       this.#withLock(lock, async (nativeLock) => {
         const watchdog = Lock.watchdog(lock)
         if (watchdog) await watchdog.stop()
-        return this.#run((binding) => binding.release(nativeLock, settings)).then(released)
+        const outcome = await this.#run((binding) => binding.release(nativeLock, settings))
+        return released(outcome, this.#nodes)
       })
     return this.#telemetry && lock instanceof Lock ? this.#telemetry.release(lock, release) : release()
   }
@@ -464,7 +515,7 @@ class Redlock extends EventEmitter {
     const extend = () =>
       this.#withLock(lock, (nativeLock) =>
         this.#run((binding) => binding.extend(nativeLock, duration, settings)).then((outcome) =>
-          Lock.update(lock, outcome.attempts.map(executionStats)),
+          Lock.update(lock, attemptsOf(outcome, this.#nodes)),
         ),
       )
     return this.#telemetry && lock instanceof Lock ? this.#telemetry.extend(lock, extend) : extend()
@@ -796,8 +847,18 @@ function resourceReport(r, lock) {
   return report
 }
 
-function released(outcome) {
-  return { nodesHeld: outcome.nodesHeld, attempts: outcome.attempts.map(executionStats) }
+/** A release's answer, `{ nodesHeld, attempts }`, its attempts made when first read. */
+function released(outcome, nodes) {
+  let attempts = attemptsOf(outcome, nodes)
+  return {
+    nodesHeld: outcome.nodesHeld,
+    get attempts() {
+      return (attempts = statsOf(attempts))
+    },
+    set attempts(value) {
+      attempts = value
+    },
+  }
 }
 
 module.exports = Redlock

@@ -188,6 +188,54 @@ describe('extend', () => {
     expect(JSON.parse(JSON.stringify(released)).attempts).toHaveLength(1)
   })
 
+  test("attempts first read long after the operation are still that operation's votes", async () => {
+    const key = uniqueKey('v5-attempts-late')
+    const lock = await redlock.acquire([key], 5000)
+    const released = await lock.release()
+    // Nothing was read until now: the acquisition's and the release's votes are both kept.
+    // (Each is decided at quorum, so a node that answered later may be in neither list.)
+    const nodes = urls.map((u) => u.replace('redis://', '') + '/0')
+    for (const { attempts } of [lock, released]) {
+      expect(attempts).toHaveLength(1)
+      expect(attempts[0]).toMatchObject({ membershipSize: 5, quorumSize: 3 })
+      expect(attempts[0].votesFor.size).toBeGreaterThanOrEqual(3)
+      expect(nodes).toEqual(expect.arrayContaining([...attempts[0].votesFor]))
+      expect(attempts[0].votesAgainst.size).toBe(0)
+    }
+    expect(released.nodesHeld).toBeGreaterThanOrEqual(3)
+    // Both stay assignable, as plain data properties would be.
+    lock.attempts = []
+    released.attempts = []
+    expect(lock.attempts).toEqual([])
+    expect(released.attempts).toEqual([])
+  })
+
+  test("a granted lock's attempts keep the votes against of an earlier attempt", async () => {
+    const key = uniqueKey('v5-attempts-against')
+    // Another holder on 3 of 5 nodes, for 100 ms: the first attempt is refused, a retry gets in.
+    await Promise.all(urls.slice(0, 3).map((u) => command(u, 'SET', key, 'someone-else', 'PX', '100')))
+    const lock = await redlock.acquire([key], 5000, { retryCount: 20, retryDelay: 50, retryJitter: 0 })
+    expect(lock.attempts.length).toBeGreaterThanOrEqual(2)
+    const [first] = lock.attempts
+    expect(first.votesAgainst.size).toBeGreaterThanOrEqual(3)
+    for (const [node, error] of first.votesAgainst) {
+      expect(error).toBeInstanceOf(ResourceLockedError)
+      expect(error.node).toBe(node)
+    }
+    const last = lock.attempts[lock.attempts.length - 1]
+    expect(last.votesFor.size).toBeGreaterThanOrEqual(3)
+    await lock.release()
+  })
+
+  test('attempts read after an extension are that extension’s', async () => {
+    const key = uniqueKey('v5-attempts-extended')
+    const lock = await redlock.acquire([key], 5000)
+    await lock.extend(5000)
+    expect(lock.attempts).toHaveLength(1)
+    expect(lock.attempts[0].votesFor.size).toBeGreaterThanOrEqual(3)
+    await lock.release()
+  })
+
   test('redlock.extend(lock, d) updates in place too', async () => {
     const key = uniqueKey('v5-extend-redlock')
     const lock = await redlock.acquire([key], 2000)

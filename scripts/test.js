@@ -41,6 +41,7 @@ require('./ensure-addon.js').ensureAddon()
 run('format', 'cargo', ['fmt', '--all', '--', '--check'])
 run('lint', 'cargo', ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'])
 run('engine tests', 'cargo', ['test', '-p', 'redlock-core'])
+run('binding unit tests', 'cargo', ['test', '-p', 'redlock-rs', '--lib'])
 run('type check', process.execPath, ['__test__/types/run.js'])
 
 const report = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'redlock-rs-jest-')), 'report.json')

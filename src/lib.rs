@@ -26,7 +26,7 @@ use napi::{Env, Result};
 use napi_derive::napi;
 
 use args::Checked;
-use outcome::{failure, stats, Failure, Inspection, Outcome};
+use outcome::{failure, Failure, Inspection, Outcome};
 use redlock_core::stats::Op;
 use settings::Settings;
 
@@ -301,12 +301,9 @@ impl Redlock {
             let released = engine.release(&lock, &settings).await;
             counted(&engine, Op::Release, started, &released);
             match released {
-                Ok(released) => Outcome {
-                    attempts: stats(&released.attempts, &labels, keys),
-                    lock: None,
-                    nodes_held: Some(released.nodes_held as u32),
-                    error: None,
-                },
+                Ok(released) => {
+                    Outcome::released(released.nodes_held, &released.attempts, &labels, keys)
+                }
                 Err(e) => failure(&e, &labels, keys),
             }
         })

@@ -23,7 +23,12 @@ pub struct Outcome {
     pub lock: Option<Lock>,
     /// For a release: how many nodes still held the lock and deleted it.
     pub nodes_held: Option<u32>,
-    /// The attempts made.
+    /// The attempts, when every vote recorded was for: three numbers per attempt (how many
+    /// nodes took part, the quorum, and a bit per node, by its index among the nodes, for
+    /// each node that voted for). `attempts` is then empty; JavaScript makes the attempts
+    /// from these only when someone reads them.
+    pub tally: Option<Vec<u32>>,
+    /// The attempts made, when there is no `tally`.
     pub attempts: Vec<AttemptStats>,
     /// Why the operation failed, if it did.
     pub error: Option<Failure>,
@@ -32,13 +37,62 @@ pub struct Outcome {
 impl Outcome {
     /// A lock acquired or extended.
     pub fn held(lock: std::sync::Arc<redlock_core::Lock>, labels: &[String]) -> Outcome {
+        let (tally, attempts) = votes(&lock.attempts(), labels, lock.resources.len());
         Outcome {
-            attempts: stats(&lock.attempts(), labels, lock.resources.len()),
             lock: Some(Lock::from(lock)),
             nodes_held: None,
+            tally,
+            attempts,
             error: None,
         }
     }
+
+    /// A lock released from `nodes_held` nodes.
+    pub fn released(
+        nodes_held: usize,
+        attempts: &[Attempt],
+        labels: &[String],
+        keys: usize,
+    ) -> Outcome {
+        let (tally, attempts) = votes(attempts, labels, keys);
+        Outcome {
+            lock: None,
+            nodes_held: Some(nodes_held as u32),
+            tally,
+            attempts,
+            error: None,
+        }
+    }
+}
+
+/// A successful operation's attempts: as a tally when every vote recorded was for (and
+/// there are at most 32 nodes), which crosses to JavaScript as a few numbers instead of an
+/// object, two arrays and a string per node for each attempt; as data otherwise.
+fn votes(
+    attempts: &[Attempt],
+    labels: &[String],
+    resources: usize,
+) -> (Option<Vec<u32>>, Vec<AttemptStats>) {
+    match tally(attempts) {
+        Some(tally) => (Some(tally), Vec::new()),
+        None => (None, stats(attempts, labels, resources)),
+    }
+}
+
+/// `attempts` as a tally, if every vote recorded was for.
+pub fn tally(attempts: &[Attempt]) -> Option<Vec<u32>> {
+    let mut tally = Vec::with_capacity(attempts.len() * 3);
+    for attempt in attempts {
+        let mut voted_for = 0u32;
+        for (node, vote) in &attempt.votes {
+            if *node >= 32 || !attempt.counting.counts(vote) {
+                return None;
+            }
+            voted_for |= 1 << node;
+        }
+        tally.extend([attempt.membership as u32, attempt.quorum as u32, voted_for]);
+    }
+    Some(tally)
 }
 
 /// Why a call failed, as data: thrown by a refused call, or carried by a failed outcome.
@@ -170,6 +224,7 @@ pub fn failure(error: &Error, labels: &[String], resources: usize) -> Outcome {
     Outcome {
         lock: None,
         nodes_held: None,
+        tally: None,
         attempts: stats(error.attempts(), labels, resources),
         error: Some(Failure::of(error, labels)),
     }
@@ -431,5 +486,67 @@ impl RequestSamples {
             codes: codes.into_iter().map(str::to_owned).collect(),
             handoffs: handoffs as f64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redlock_core::{Counting, Vote};
+
+    fn attempt(counting: Counting, votes: Vec<(usize, Vote)>) -> Attempt {
+        Attempt {
+            membership: 5,
+            quorum: 3,
+            counting,
+            votes,
+        }
+    }
+
+    #[test]
+    fn a_tally_has_a_bit_for_each_node_that_voted_for() {
+        let first = attempt(
+            Counting::Done,
+            vec![(4, Vote::For), (0, Vote::For), (2, Vote::For)],
+        );
+        let second = attempt(Counting::Done, vec![(1, Vote::For)]);
+        assert_eq!(
+            tally(&[first, second]),
+            Some(vec![5, 3, 0b10101, 5, 3, 0b00010])
+        );
+        assert_eq!(tally(&[]), Some(vec![]));
+    }
+
+    #[test]
+    fn a_release_tallies_the_nodes_that_no_longer_held_it_as_for() {
+        // As `stats` lists them: they count towards a release's quorum.
+        let release = attempt(Counting::Answered, vec![(0, Vote::For), (3, Vote::NotHeld)]);
+        assert_eq!(tally(&[release.clone()]), Some(vec![5, 3, 0b01001]));
+        let labels: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
+        assert_eq!(stats(&[release], &labels, 1)[0].votes_for, vec!["n0", "n3"]);
+    }
+
+    #[test]
+    fn any_vote_against_leaves_the_attempts_as_data() {
+        let refused = attempt(Counting::Done, vec![(0, Vote::For), (1, Vote::Held)]);
+        let granted = attempt(Counting::Done, vec![(0, Vote::For)]);
+        assert_eq!(tally(&[refused.clone(), granted]), None);
+        let labels: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
+        let (tallied, attempts) = votes(&[refused], &labels, 1);
+        assert_eq!(tallied, None);
+        assert_eq!(attempts[0].votes_against[0].node, "n1");
+        assert_eq!(
+            attempts[0].votes_against[0].code,
+            "ERR_REDLOCK_RESOURCE_LOCKED"
+        );
+    }
+
+    #[test]
+    fn more_than_32_nodes_are_not_tallied() {
+        assert_eq!(
+            tally(&[attempt(Counting::Done, vec![(32, Vote::For)])]),
+            None
+        );
+        assert!(tally(&[attempt(Counting::Done, vec![(31, Vote::For)])]).is_some());
     }
 }
