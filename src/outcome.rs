@@ -521,7 +521,10 @@ mod tests {
     fn a_release_tallies_the_nodes_that_no_longer_held_it_as_for() {
         // As `stats` lists them: they count towards a release's quorum.
         let release = attempt(Counting::Answered, vec![(0, Vote::For), (3, Vote::NotHeld)]);
-        assert_eq!(tally(&[release.clone()]), Some(vec![5, 3, 0b01001]));
+        assert_eq!(
+            tally(std::slice::from_ref(&release)),
+            Some(vec![5, 3, 0b01001])
+        );
         let labels: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
         assert_eq!(stats(&[release], &labels, 1)[0].votes_for, vec!["n0", "n3"]);
     }
