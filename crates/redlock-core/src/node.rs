@@ -189,6 +189,11 @@ impl Node {
         self.config.key(resource)
     }
 
+    /// What this member puts before every resource to make its key.
+    pub fn key_prefix(&self) -> &str {
+        &self.config.key_prefix
+    }
+
     /// Runs `script` over `keys` with `args` and returns its answer.
     pub async fn eval(
         &self,

@@ -248,6 +248,24 @@ pub(crate) enum Keys {
     Whole,
 }
 
+impl Keys {
+    /// These keys of `lock` on `node`.
+    fn of(self, lock: &Target<'_>, node: &Node) -> Arc<[String]> {
+        let lock_keys = lock.resources.iter().map(|r| node.key(r));
+        match self {
+            Keys::Lock => lock_keys.collect(),
+            Keys::Whole => lock.whole.iter().map(|r| node.key(r)).collect(),
+            Keys::Counters => lock_keys.map(|k| fence::counter_key(&k)).collect(),
+            Keys::LockThenCounters => {
+                let lock_keys: Vec<String> = lock_keys.collect();
+                let counters = lock_keys.iter().map(|k| fence::counter_key(k));
+                let counters: Vec<String> = counters.collect();
+                lock_keys.into_iter().chain(counters).collect()
+            }
+        }
+    }
+}
+
 impl Drop for Round {
     fn drop(&mut self) {
         self.run_rest();
@@ -420,19 +438,17 @@ impl Round {
         let args: Arc<[String]> = std::iter::once(lock.value.to_owned())
             .chain(args.iter().map(|a| a.to_string()))
             .collect();
+        // Members with the same key prefix (usually all: none has one) share one key list.
+        let mut shared: Option<(&str, Arc<[String]>)> = None;
         for (index, node) in nodes.iter().enumerate() {
             let mut turn = lock.lanes.enter(index);
             let node = node.clone();
-            let lock_keys = lock.resources.iter().map(|r| node.key(r));
-            let keys: Vec<String> = match keys {
-                Keys::Lock => lock_keys.collect(),
-                Keys::Whole => lock.whole.iter().map(|r| node.key(r)).collect(),
-                Keys::Counters => lock_keys.map(|k| fence::counter_key(&k)).collect(),
-                Keys::LockThenCounters => {
-                    let lock_keys: Vec<String> = lock_keys.collect();
-                    let counters: Vec<String> =
-                        lock_keys.iter().map(|k| fence::counter_key(k)).collect();
-                    lock_keys.into_iter().chain(counters).collect()
+            let keys = match &shared {
+                Some((prefix, keys)) if *prefix == node.key_prefix() => keys.clone(),
+                _ => {
+                    let made = keys.of(&lock, &node);
+                    shared = Some((nodes[index].key_prefix(), made.clone()));
+                    made
                 }
             };
             let args = args.clone();

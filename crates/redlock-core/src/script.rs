@@ -55,8 +55,11 @@ impl Script {
     fn plain_command(&self, keys: &[String], args: &[String]) -> Option<redis::Cmd> {
         match (self.plain?, keys, args) {
             (Plain::SetIfAbsent, [key], [value, ttl]) => {
-                let mut set = redis::cmd("SET");
-                set.arg(key)
+                // Sized up front, as `evalsha` is.
+                let size = key.len() + value.len() + ttl.len() + 64;
+                let mut set = redis::Cmd::with_capacity(7, size);
+                set.arg("SET")
+                    .arg(key)
                     .arg(value)
                     .arg("NX")
                     .arg("PX")

@@ -136,10 +136,18 @@ impl Waits {
     /// The name of the line for `resources` on these nodes: shared by every client of this
     /// process that locks the same resources on the same servers.
     fn line_name(&self, nodes: &[Arc<Node>], resources: &[String]) -> String {
-        let mut name = self.line_prefix.clone();
+        let prefix = nodes[0].key_prefix();
+        let size = resources
+            .iter()
+            .map(|r| 1 + prefix.len() + r.len())
+            .sum::<usize>();
+        let mut name = String::with_capacity(self.line_prefix.len() + size);
+        name.push_str(&self.line_prefix);
         for resource in resources {
+            // The first node's key for the resource.
             name.push('\u{0}');
-            name.push_str(&nodes[0].key(resource));
+            name.push_str(prefix);
+            name.push_str(resource);
         }
         name
     }

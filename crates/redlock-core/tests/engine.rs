@@ -635,6 +635,45 @@ async fn a_key_prefix_is_prepended_to_every_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_with_different_key_prefixes_each_get_their_own_keys() {
+    // A round shares one key list between members with the same prefix: members in a row
+    // that share one, then one that differs, then the first again.
+    let servers = start_servers(5);
+    let prefixes = ["a:", "a:", "", "b:", "a:"];
+    let configs = servers
+        .iter()
+        .zip(prefixes)
+        .map(|(s, prefix)| {
+            let mut config = s.config();
+            config.key_prefix = prefix.into();
+            config
+        })
+        .collect();
+    let redlock = redlock_core::Redlock::new(configs).expect("distinct servers");
+    let settings = quick_settings();
+
+    let lock = redlock
+        .acquire(names(&["r", "s"]), TTL, &settings)
+        .await
+        .unwrap();
+    for (server, prefix) in servers.iter().zip(prefixes) {
+        for resource in ["r", "s"] {
+            let key = format!("{prefix}{resource}");
+            let held = || server.get(&key).as_deref() == Some(lock.value.as_str());
+            assert!(
+                eventually(SETTLE, held).await,
+                "{key} on the member with prefix {prefix:?}"
+            );
+        }
+    }
+    redlock.release(&lock, &settings).await.unwrap();
+    for (server, prefix) in servers.iter().zip(prefixes) {
+        let gone = || server.get(&format!("{prefix}r")).is_none();
+        assert!(eventually(SETTLE, gone).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_quit_every_operation_fails_as_closed() {
     let servers = start_servers(5);
     let redlock = redlock(&servers);
