@@ -480,15 +480,13 @@ class Redlock extends EventEmitter {
     const cancellation = signal ? new native.Cancellation() : undefined
     const onAbort = () => cancellation.cancel()
     if (signal) signal.addEventListener('abort', onAbort, { once: true })
-    const acquired = () =>
-      this.#run((binding) => start(binding, cancellation), signal)
-        .then((outcome) => {
-          const attempts = attemptsOf(outcome, this.#nodes)
-          return new Lock(internal, this, outcome.lock, requested, attempts, extensionSettings(settings))
-        })
-        .finally(() => {
-          if (signal) signal.removeEventListener('abort', onAbort)
-        })
+    const acquired = () => {
+      const lock = this.#run((binding) => start(binding, cancellation), signal).then((outcome) => {
+        const attempts = attemptsOf(outcome, this.#nodes)
+        return new Lock(internal, this, outcome.lock, requested, attempts, extensionSettings(settings))
+      })
+      return signal ? lock.finally(() => signal.removeEventListener('abort', onAbort)) : lock
+    }
     return this.#telemetry ? this.#telemetry.acquire(resources, acquired) : acquired()
   }
 
