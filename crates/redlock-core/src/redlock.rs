@@ -302,9 +302,10 @@ impl Redlock {
             "a lock is released by the Redlock that made it"
         );
         // The next acquirer of this process in line for the resources goes as soon as the
-        // deletions are on their way (each attempt tells it): its attempt, written after them
-        // on each node's connection, reaches every node after them, so the lock changes hands
-        // in one round trip instead of two. (Where a deletion waited for its lane or its
+        // deletions are on their way (each attempt tells it, in the poll that hands them to
+        // the connections): its attempt, written after them on each node's connection and in
+        // the same write, reaches every node after them, so the lock changes hands in one
+        // round trip instead of two. (Where a deletion waited for its lane or its
         // connection, that attempt may find the key still there and miss; the servers' notice
         // of the deletion then wakes it, as it wakes the other processes.)
         let hand_on = || self.waits.released(&self.nodes, lock.whole());

@@ -375,20 +375,23 @@ impl Round {
         }
     }
 
-    /// As [`Round::decide`], and calls `sent` right after the round's first poll, by which it
-    /// has handed its requests to the nodes' connections. Each connection writes what it was
-    /// handed in order, so a command handed to the same connections after `sent` reaches
-    /// every node after this round's request (unless the request had to wait for its lane or
-    /// for its connection to open: then it may come first).
+    /// As [`Round::decide`], and calls `sent` in the round's first poll, by the end of which
+    /// the round has handed its requests to the nodes' connections: just before it, so that
+    /// on a current-thread runtime a task `sent` wakes is scheduled ahead of the connections'
+    /// writers that the requests wake. That task runs after this poll and hands its own
+    /// commands to the same connections behind this round's requests, and each connection
+    /// then writes both at once, in that order: the commands reach every node after this
+    /// round's requests, in the same write. (Unless a request had to wait for its lane or for
+    /// its connection to open, or another worker of a multi-thread runtime runs the task
+    /// while this poll is still under way: then its command may come first.)
     pub(crate) async fn decide_once_sent(self, all: bool, sent: impl FnOnce()) -> Decided {
         let mut deciding = std::pin::pin!(self.decide(all));
         let mut sent = Some(sent);
         std::future::poll_fn(|cx| {
-            let polled = deciding.as_mut().poll(cx);
             if let Some(sent) = sent.take() {
                 sent();
             }
-            polled
+            deciding.as_mut().poll(cx)
         })
         .await
     }
