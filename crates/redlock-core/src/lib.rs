@@ -16,7 +16,8 @@
 //!   stays valid;
 //! - [`retry`]: how long to wait between attempts;
 //! - [`node`]: one member of the quorum, a single master or a whole cluster ([`cluster`]),
-//!   over its shared connection ([`link`]); [`config`]: where a member is and how to log in;
+//!   over its shared connection ([`link`]), which takes a single master's commands in
+//!   batches ([`batch`](mod@batch)); [`config`]: where a member is and how to log in;
 //! - [`tls`]: certificates to trust and present, and what a failed handshake means;
 //! - [`fence`]: fencing tokens, monotonic per resource across quorums;
 //! - [`restart`]: the restart guard, which leaves out the votes of servers that restarted
@@ -29,6 +30,7 @@
 //! - [`error`]: every failure of an operation, and [`fault`]: every failure of one node, each
 //!   with a stable code.
 
+mod batch;
 pub mod client;
 pub mod cluster;
 pub mod config;

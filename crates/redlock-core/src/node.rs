@@ -18,6 +18,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::batch::Batched;
 use crate::cluster::ClusterMember;
 use crate::config::NodeConfig;
 use crate::fault::NodeError;
@@ -81,6 +82,8 @@ struct Plain {
 #[derive(Clone)]
 struct Conn {
     conn: MultiplexedConnection,
+    /// The connection's queue of operations' commands, written in batches.
+    batched: Batched,
     health: Arc<HealthCell>,
 }
 
@@ -207,7 +210,7 @@ impl Node {
             Form::Plain(plain) => {
                 let (serial, mut conn) = plain.link.get(|| plain.connect(&self.config)).await?;
                 let refused = &self.plain_refused;
-                let answer = script::run(&mut conn.conn, script, keys, args, refused).await;
+                let answer = script::run(&mut conn.batched, script, keys, args, refused).await;
                 let mut answer = to_answer(answer.map_err(|e| plain.failure(serial, e))?)?;
                 answer.health = conn.health.get().await;
                 self.met(&answer.health);
@@ -307,7 +310,13 @@ impl Plain {
         tokio::spawn(driver);
         let health = Arc::new(HealthCell::default());
         greet(&conn, health.clone());
-        Ok(Conn { conn, health })
+        // Made after the greeting is queued, so that every command comes after it.
+        let batched = Batched::start(conn.clone());
+        Ok(Conn {
+            conn,
+            batched,
+            health,
+        })
     }
 
     async fn pubsub(&self, config: &NodeConfig) -> Result<redis::aio::PubSub, NodeError> {

@@ -126,7 +126,7 @@ pub(crate) async fn run(
         true => None,
     };
     if let Some(plain) = plain {
-        let answer = conn.send(&plain).await;
+        let answer = conn.send(plain).await;
         if is_syntax_error(&answer) {
             refused.0.store(true, Ordering::Relaxed);
         }
@@ -141,7 +141,7 @@ pub(crate) async fn run(
             Err(e) => return Err(e),
         }
     }
-    let answer = conn.send(&evalsha(script, keys, args)).await;
+    let answer = conn.send(evalsha(script, keys, args)).await;
     or_by_source(answer, conn, script, keys, args).await
 }
 
@@ -522,30 +522,32 @@ pub fn load_all() -> redis::Pipeline {
 
 /// A connection a script can be sent on.
 pub(crate) trait Sender {
-    fn send<'a>(
-        &'a mut self,
-        cmd: &'a redis::Cmd,
-    ) -> impl std::future::Future<Output = redis::RedisResult<redis::Value>> + std::marker::Send + 'a;
+    fn send(
+        &mut self,
+        cmd: redis::Cmd,
+    ) -> impl std::future::Future<Output = redis::RedisResult<redis::Value>> + std::marker::Send + '_;
 }
 
 impl Sender for redis::aio::MultiplexedConnection {
-    fn send<'a>(
-        &'a mut self,
-        cmd: &'a redis::Cmd,
-    ) -> impl std::future::Future<Output = redis::RedisResult<redis::Value>> + std::marker::Send + 'a
-    {
+    async fn send(&mut self, cmd: redis::Cmd) -> redis::RedisResult<redis::Value> {
         // The connection's own method: no boxed future, unlike the generic trait's.
-        self.send_packed_command(cmd)
+        self.send_packed_command(&cmd).await
+    }
+}
+
+impl Sender for crate::batch::Batched {
+    fn send(
+        &mut self,
+        cmd: redis::Cmd,
+    ) -> impl std::future::Future<Output = redis::RedisResult<redis::Value>> + std::marker::Send + '_
+    {
+        crate::batch::Batched::send(self, cmd)
     }
 }
 
 impl Sender for redis::cluster_async::ClusterConnection {
-    fn send<'a>(
-        &'a mut self,
-        cmd: &'a redis::Cmd,
-    ) -> impl std::future::Future<Output = redis::RedisResult<redis::Value>> + std::marker::Send + 'a
-    {
-        redis::aio::ConnectionLike::req_packed_command(self, cmd)
+    async fn send(&mut self, cmd: redis::Cmd) -> redis::RedisResult<redis::Value> {
+        redis::aio::ConnectionLike::req_packed_command(self, &cmd).await
     }
 }
 
@@ -575,7 +577,7 @@ async fn eval(
 ) -> redis::RedisResult<redis::Value> {
     let mut eval = redis::cmd("EVAL");
     eval.arg(script.source).arg(keys.len()).arg(keys).arg(args);
-    conn.send(&eval).await
+    conn.send(eval).await
 }
 
 /// EVALSHA of `script` over `keys` with `args`.

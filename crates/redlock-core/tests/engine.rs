@@ -697,3 +697,77 @@ async fn after_quit_every_operation_fails_as_closed() {
     assert_eq!(err.code(), "ERR_REDLOCK_CLOSED");
     assert!(absent(&servers, "other"), "nothing was sent");
 }
+
+/// Many locks' commands reach a node together, in one pipeline: each still gets its own
+/// answer. One key of the wrong type fails its own lock (a server error on every node) and
+/// no other; scripts flushed from the nodes are sent again for every lock of a concurrent
+/// release.
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_locks_on_one_connection_each_get_their_own_answer() {
+    let servers = start_servers(5);
+    for server in &servers {
+        let _: i64 = redis::cmd("RPUSH")
+            .arg("list")
+            .arg("x")
+            .query(&mut server.connection())
+            .unwrap();
+    }
+    let redlock = redlock(&servers);
+    let settings = Settings {
+        retry_count: Some(0),
+        ..quick_settings()
+    };
+    // Connections open first, so that the operations below all start in one turn.
+    let warm = redlock
+        .acquire(names(&["warm"]), TTL, &settings)
+        .await
+        .unwrap();
+    redlock.release(&warm, &settings).await.unwrap();
+
+    let mut keys: Vec<String> = (0..64).map(|i| format!("k{i}")).collect();
+    keys[31] = "list".into();
+    let acquired = futures_util::future::join_all(
+        keys.iter()
+            .map(|key| redlock.acquire(vec![key.clone()], TTL, &settings)),
+    )
+    .await;
+    let mut locks = Vec::new();
+    for (key, result) in keys.iter().zip(acquired) {
+        match (key.as_str(), result) {
+            ("list", Err(err)) => {
+                assert_eq!(err.code(), "ERR_REDLOCK_QUORUM");
+                // Decided once a quorum has become impossible: 3 votes of 5 at least.
+                let votes = &err.attempts()[0].votes;
+                assert!(votes.len() >= 3, "{votes:?}");
+                for (_, vote) in votes {
+                    match vote {
+                        Vote::Failed(NodeError::Server(reason)) => {
+                            assert!(reason.contains("WRONGTYPE"), "{reason}")
+                        }
+                        other => panic!("the list's lock got {other:?}"),
+                    }
+                }
+            }
+            ("list", Ok(_)) => panic!("a lock on a list was granted"),
+            (_, Ok(lock)) => {
+                assert!(held_by(&servers, key, &lock.value), "{key} not held");
+                locks.push(lock);
+            }
+            (_, Err(err)) => panic!("{key}: {err:?}"),
+        }
+    }
+    assert_eq!(locks.len(), 63);
+
+    for server in &servers {
+        server.script_flush();
+    }
+    let released =
+        futures_util::future::join_all(locks.iter().map(|lock| redlock.release(lock, &settings)))
+            .await;
+    for (lock, result) in locks.iter().zip(released) {
+        let released = result.unwrap_or_else(|e| panic!("{:?}: {e:?}", lock.resources));
+        assert!(released.nodes_held >= 3, "{released:?}");
+        let key = &lock.resources[0];
+        assert!(eventually(SETTLE, || absent(&servers, key)).await, "{key} left");
+    }
+}
