@@ -768,6 +768,9 @@ async fn concurrent_locks_on_one_connection_each_get_their_own_answer() {
         let released = result.unwrap_or_else(|e| panic!("{:?}: {e:?}", lock.resources));
         assert!(released.nodes_held >= 3, "{released:?}");
         let key = &lock.resources[0];
-        assert!(eventually(SETTLE, || absent(&servers, key)).await, "{key} left");
+        assert!(
+            eventually(SETTLE, || absent(&servers, key)).await,
+            "{key} left"
+        );
     }
 }
