@@ -17,7 +17,7 @@
 //! - [`retry`]: how long to wait between attempts;
 //! - [`node`]: one member of the quorum, a single master or a whole cluster ([`cluster`]),
 //!   over its shared connection ([`link`]), which takes a single master's commands in
-//!   batches ([`batch`](mod@batch)); [`config`]: where a member is and how to log in;
+//!   batches (`batch`); [`config`]: where a member is and how to log in;
 //! - [`tls`]: certificates to trust and present, and what a failed handshake means;
 //! - [`fence`]: fencing tokens, monotonic per resource across quorums;
 //! - [`restart`]: the restart guard, which leaves out the votes of servers that restarted

@@ -210,10 +210,26 @@ pub struct Released {
     pub attempts: Vec<Attempt>,
 }
 
-/// 128 random bits from the OS's CSPRNG, as 32 hex digits.
+/// 128 random bits from the OS's CSPRNG, as 32 hex digits. The bits are read from the OS
+/// 32 values at a time (one system call where there was one per lock), each handed out
+/// once, by the thread that read them.
 pub(crate) fn random_value() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    thread_local! {
+        static POOL: std::cell::RefCell<([u8; 512], usize)> =
+            const { std::cell::RefCell::new(([0; 512], 512)) };
+    }
+    let bytes: [u8; 16] = POOL.with_borrow_mut(|(pool, used)| {
+        if *used == pool.len() {
+            getrandom::fill(pool).expect("the OS random source is available");
+            *used = 0;
+        }
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&pool[*used..*used + 16]);
+        // Handed out once: what is left behind is zero, not a copy of a value in use.
+        pool[*used..*used + 16].fill(0);
+        *used += 16;
+        bytes
+    });
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut value = String::with_capacity(32);
     for b in bytes {
@@ -242,5 +258,20 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn lock_values_never_repeat_across_refills_of_the_pool_and_threads() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let value = random_value();
+            assert_eq!(value.len(), 32);
+            assert_ne!(value, "0".repeat(32));
+            assert!(seen.insert(value), "a value was handed out twice");
+        }
+        let other = std::thread::spawn(|| (0..1_000).map(|_| random_value()).collect::<Vec<_>>());
+        for value in other.join().unwrap() {
+            assert!(seen.insert(value), "two threads got the same value");
+        }
     }
 }
