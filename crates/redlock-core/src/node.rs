@@ -9,8 +9,8 @@
 //! A plain node opens its TCP stream itself, and with TLS does the handshake itself
 //! ([`crate::tls`]), then hands the stream to the redis crate, which logs in (AUTH, SELECT)
 //! on it. Its operations' commands go through a queue of the connection's own, which writes
-//! all that is queued as one pipeline (`crate::batch`). A login the server refuses is reported as [`NodeError::Auth`], at once, on every
-//! request: it is never waited out.
+//! all that is queued as one pipeline (`crate::batch`). A login the server refuses is
+//! reported as [`NodeError::Auth`], at once, on every request: it is never waited out.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
