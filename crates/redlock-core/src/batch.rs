@@ -5,7 +5,7 @@
 //! that ran in it. Sent one by one through the redis crate, each command is a request of its
 //! own on the connection's queue, with a future of about 1.1 KB held for as long as its
 //! answer takes, and thousands of them in flight are what the engine's time then goes to
-//! (with 512 callers, a cycle cost twice the CPU of one with 64). Here a command is put on a
+//! (driven from Rust, a cycle cost 61 µs of CPU with 512 callers against 26 µs with 64). Here a command is put on a
 //! queue of this connection's own, at once, and one task per connection hands everything
 //! queued to the redis crate as one pipeline (one request, one write) and passes each answer
 //! back to its sender.
@@ -18,14 +18,14 @@
 //! waiting command's error.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, RedisError, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::wait::poll_once;
 
 /// The most commands one pipeline takes: under heavier load the rest go in the next one,
 /// in the same turn.
@@ -113,30 +113,20 @@ async fn send(mut conn: MultiplexedConnection, batch: Vec<Queued>) {
     }
     // Server errors stay among the answers, one per command; only a broken connection or an
     // unreadable answer fails the whole pipeline.
-    match conn.send_packed_commands(&pipeline, 0, answers.len()).await {
+    let error = match conn.send_packed_commands(&pipeline, 0, answers.len()).await {
         Ok(values) if values.len() == answers.len() => {
             for (answer, value) in answers.into_iter().zip(values) {
                 let _ = answer.send(Ok(value));
             }
+            return;
         }
-        Ok(_) => {
-            let error = RedisError::from((
-                redis::ErrorKind::Client,
-                "a pipeline was answered with the wrong number of replies",
-            ));
-            for answer in answers {
-                let _ = answer.send(Err(error.clone()));
-            }
-        }
-        Err(error) => {
-            for answer in answers {
-                let _ = answer.send(Err(error.clone()));
-            }
-        }
+        Ok(_) => RedisError::from((
+            redis::ErrorKind::Client,
+            "a pipeline was answered with the wrong number of replies",
+        )),
+        Err(error) => error,
+    };
+    for answer in answers {
+        let _ = answer.send(Err(error.clone()));
     }
-}
-
-/// Polls `future` once: whether it is ready now.
-async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
-    std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
 }

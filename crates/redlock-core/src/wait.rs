@@ -358,6 +358,6 @@ async fn subscribe(
 }
 
 /// Polls `future` once: whether it is ready now.
-async fn poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
+pub(crate) async fn poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
     std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await
 }
